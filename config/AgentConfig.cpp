@@ -1,0 +1,242 @@
+#include "config/AgentConfig.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "config/FieldReader.h"
+#include "config/TaskDefinitionParser.h"
+
+namespace daemonlet::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads the config keys of one document. Unknown keys are errors here, unlike in task
+// definitions: a misspelt agent setting silently ignored is an outage waiting to happen.
+class ConfigReader {
+ public:
+  ConfigReader(FieldReader& r, AgentConfig& c) : r_(r), c_(c) {}
+
+  void read(const YAML::Node& doc) {
+    if (doc.IsNull()) return;  // an empty file changes nothing
+    if (!r_.expectMap(doc, "(document)")) return;
+    for (const auto& kv : doc) {
+      const std::string key = kv.first.Scalar();
+      const YAML::Node v = kv.second;
+      if (key == "instance") instance(v);
+      else if (key == "source") source(v);
+      else if (key == "runtime") runtime(v);
+      else if (key == "stateDir") set(c_.stateDir, v, key);
+      else if (key == "listen") set(c_.listen, v, key);
+      else if (key == "slotGate") section(v, key, [&](const std::string& k, const YAML::Node& x) {
+        if (k == "timeoutSeconds") return count(c_.slotGateTimeoutSeconds, x, "slotGate.timeoutSeconds", 0, 86400);
+        return false;
+      });
+      else if (key == "shutdown") section(v, key, [&](const std::string& k, const YAML::Node& x) {
+        if (k == "drainTimeoutSeconds") return count(c_.drainTimeoutSeconds, x, "shutdown.drainTimeoutSeconds", 1, 86400);
+        return false;
+      });
+      else if (key == "log") section(v, key, [&](const std::string& k, const YAML::Node& x) {
+        if (k == "level") return choice(c_.logLevel, x, "log.level", parseLogLevel, "trace, debug, info, warn or error");
+        if (k == "format") return choice(c_.logFormat, x, "log.format", parseLogFormat, "text or json");
+        return false;
+      });
+      else r_.error(kv.first, key, "unknown key");
+    }
+  }
+
+ private:
+  template <class Each>
+  void section(const YAML::Node& v, const std::string& name, Each each) {
+    if (!r_.expectMap(v, name)) return;
+    for (const auto& kv : v) {
+      const std::string key = kv.first.Scalar();
+      if (!each(key, kv.second)) r_.error(kv.first, joinField(name, key), "unknown key");
+    }
+  }
+
+  bool set(std::string& into, const YAML::Node& v, const std::string& field) {
+    if (auto s = r_.string(v, field)) into = *s;
+    return true;
+  }
+
+  bool count(int& into, const YAML::Node& v, const std::string& field, int minimum, int maximum) {
+    if (auto i = r_.integer(v, field)) {
+      if (*i < minimum || *i > maximum) r_.error(v, field, fmt::format("must be between {} and {}, got {}", minimum, maximum, *i));
+      else into = static_cast<int>(*i);
+    }
+    return true;
+  }
+
+  template <class T, class Parse>
+  bool choice(T& into, const YAML::Node& v, const std::string& field, Parse parse, const char* allowed) {
+    if (auto s = r_.string(v, field)) {
+      if (auto parsed = parse(*s)) into = *parsed;
+      else r_.error(v, field, fmt::format("expected {}, got \"{}\"", allowed, *s));
+    }
+    return true;
+  }
+
+  std::optional<Resources> resources(const YAML::Node& v, const std::string& field) {
+    if (!r_.expectMap(v, field)) return std::nullopt;
+    Resources out;
+    bool ok = true;
+    for (const auto& kv : v) {
+      const std::string key = kv.first.Scalar();
+      auto i = r_.integer(kv.second, joinField(field, key));
+      if (key != "cpu" && key != "memory") { r_.error(kv.first, joinField(field, key), "unknown key (expected cpu or memory)"); ok = false; continue; }
+      if (!i) { ok = false; continue; }
+      if (*i < 0) { r_.error(kv.second, joinField(field, key), "must not be negative"); ok = false; continue; }
+      (key == "cpu" ? out.cpu : out.memory) = *i;
+    }
+    return ok ? std::optional<Resources>(out) : std::nullopt;
+  }
+
+  void instance(const YAML::Node& v) {
+    section(v, "instance", [&](const std::string& k, const YAML::Node& x) {
+      if (k == "id") return set(c_.instance.id, x, "instance.id");
+      if (k == "cluster") return set(c_.instance.cluster, x, "instance.cluster");
+      if (k == "capacityProvider") return set(c_.instance.capacityProvider, x, "instance.capacityProvider");
+      if (k == "attributes") {
+        if (auto m = r_.stringMap(x, "instance.attributes")) c_.instance.attributes = *m;
+        return true;
+      }
+      if (k == "capacity") {
+        if (x.IsScalar() && x.Scalar() == "auto") c_.instance.capacity.reset();
+        else if (auto res = resources(x, "instance.capacity")) c_.instance.capacity = *res;
+        return true;
+      }
+      if (k == "reserved") {
+        if (auto res = resources(x, "instance.reserved")) {
+          // A partial map overrides only what it names.
+          if (x["cpu"].IsDefined()) c_.instance.reserved.cpu = res->cpu;
+          if (x["memory"].IsDefined()) c_.instance.reserved.memory = res->memory;
+        }
+        return true;
+      }
+      return false;
+    });
+  }
+
+  void source(const YAML::Node& v) {
+    section(v, "source", [&](const std::string& k, const YAML::Node& x) {
+      auto& s = c_.source;
+      if (k == "type") return choice(s.type, x, "source.type", [](std::string_view t) -> std::optional<SourceType> {
+        if (t == "directory") return SourceType::Directory;
+        if (t == "http") return SourceType::Http;
+        return std::nullopt;
+      }, "directory or http");
+      if (k == "path") return set(s.path, x, "source.path");
+      if (k == "url") return set(s.url, x, "source.url");
+      if (k == "tokenFile") return set(s.tokenFile, x, "source.tokenFile");
+      if (k == "caFile") return set(s.caFile, x, "source.caFile");
+      if (k == "clientCertFile") return set(s.clientCertFile, x, "source.clientCertFile");
+      if (k == "clientKeyFile") return set(s.clientKeyFile, x, "source.clientKeyFile");
+      if (k == "pollSeconds") return count(s.pollSeconds, x, "source.pollSeconds", 1, 3600);
+      if (k == "longPollSeconds") return count(s.longPollSeconds, x, "source.longPollSeconds", 1, 300);
+      return false;
+    });
+  }
+
+  void runtime(const YAML::Node& v) {
+    section(v, "runtime", [&](const std::string& k, const YAML::Node& x) {
+      if (k == "type") return choice(c_.runtime.type, x, "runtime.type", parseRuntimeType, "docker or containerd");
+      if (k == "endpoint") return set(c_.runtime.endpoint, x, "runtime.endpoint");
+      if (k == "namespace") return set(c_.runtime.namespaceName, x, "runtime.namespace");
+      return false;
+    });
+  }
+
+  FieldReader& r_;
+  AgentConfig& c_;
+};
+
+}  // namespace
+
+std::string runtimeEndpoint(const AgentConfig& config) {
+  if (!config.runtime.endpoint.empty()) return config.runtime.endpoint;
+  return config.runtime.type == RuntimeType::Docker ? "unix:///var/run/docker.sock"
+                                                    : "unix:///run/containerd/containerd.sock";
+}
+
+void applyConfigText(AgentConfig& config, std::string_view text, const std::string& origin,
+                     Diagnostics& out) {
+  auto doc = parseDocument(text, origin, out);
+  if (!doc) return;
+  FieldReader reader(origin, out);
+  const std::size_t first = out.size();
+  guardParse(out, origin, [&] { ConfigReader(reader, config).read(*doc); });
+  Diagnostics mine(out.begin() + static_cast<long>(first), out.end());
+  sortByPosition(mine);
+  std::copy(mine.begin(), mine.end(), out.begin() + static_cast<long>(first));
+}
+
+Parsed<AgentConfig> loadAgentConfig(const fs::path& file, bool mustExist) {
+  Parsed<AgentConfig> out;
+  AgentConfig config;
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    if (auto text = readTextFile(file, out.diagnostics)) applyConfigText(config, *text, file.string(), out.diagnostics);
+  } else if (mustExist) {
+    out.diagnostics.push_back({Severity::Error, file.string(), 0, 0, "", "no such config file"});
+  }
+  std::vector<fs::path> dropIns;
+  const fs::path dir = file.parent_path() / "config.d";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() == ".yaml") dropIns.push_back(it->path());
+  }
+  std::sort(dropIns.begin(), dropIns.end());
+  for (const auto& dropIn : dropIns) {
+    if (auto text = readTextFile(dropIn, out.diagnostics)) applyConfigText(config, *text, dropIn.string(), out.diagnostics);
+  }
+  if (!hasErrors(out.diagnostics)) out.value = std::move(config);
+  return out;
+}
+
+bool looksLikeAgentConfig(std::string_view text) {
+  Diagnostics ignored;
+  auto doc = parseDocument(text, "", ignored);
+  if (!doc || !doc->IsMap()) return false;
+  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "slotGate", "shutdown", "log"};
+  for (const auto& kv : *doc) {
+    if (keys.count(kv.first.Scalar())) return true;
+  }
+  return false;
+}
+
+std::optional<LogLevel> parseLogLevel(std::string_view t) {
+  if (t == "trace") return LogLevel::Trace;
+  if (t == "debug") return LogLevel::Debug;
+  if (t == "info") return LogLevel::Info;
+  if (t == "warn") return LogLevel::Warn;
+  if (t == "error") return LogLevel::Error;
+  return std::nullopt;
+}
+
+std::optional<LogFormat> parseLogFormat(std::string_view t) {
+  if (t == "text") return LogFormat::Text;
+  if (t == "json") return LogFormat::Json;
+  return std::nullopt;
+}
+
+std::optional<RuntimeType> parseRuntimeType(std::string_view t) {
+  if (t == "docker") return RuntimeType::Docker;
+  if (t == "containerd") return RuntimeType::Containerd;
+  return std::nullopt;
+}
+
+const char* toString(RuntimeType type) { return type == RuntimeType::Docker ? "docker" : "containerd"; }
+const char* toString(SourceType type) { return type == SourceType::Directory ? "directory" : "http"; }
+const char* toString(LogLevel level) {
+  switch (level) {
+    case LogLevel::Trace: return "trace";
+    case LogLevel::Debug: return "debug";
+    case LogLevel::Info: return "info";
+    case LogLevel::Warn: return "warn";
+    case LogLevel::Error: return "error";
+  }
+  return "?";
+}
+
+}  // namespace daemonlet::config

@@ -1,0 +1,96 @@
+#include "config/DefinitionDirectory.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "config/TaskDefinitionParser.h"
+
+namespace daemonlet::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> definitionFiles(const fs::path& dir, Diagnostics& out) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec) && isDefinitionFile(it->path())) files.push_back(it->path());
+  }
+  if (ec) out.push_back({Severity::Error, dir.string(), 0, 0, "", fmt::format("cannot be listed: {}", ec.message())});
+  std::sort(files.begin(), files.end());  // stable order: same input, same plan
+  return files;
+}
+
+void note(Diagnostics& out, const fs::path& file, Severity severity, std::string message) {
+  out.push_back({severity, file.string(), 0, 0, "", std::move(message)});
+}
+
+}  // namespace
+
+bool isDefinitionFile(const fs::path& path) {
+  const auto ext = path.extension().string();
+  const auto name = path.filename().string();
+  return !name.empty() && name.front() != '.' && (ext == ".json" || ext == ".yaml" || ext == ".yml");
+}
+
+DirectoryLoad loadDefinitionDirectory(const fs::path& dir, const DesiredState* lastGood) {
+  DirectoryLoad out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    note(out.diagnostics, dir, Severity::Error, "definitions directory does not exist");
+    if (lastGood) out.state = *lastGood;
+    return out;
+  }
+  if (lastGood) {
+    out.state.generation = lastGood->generation;
+    out.state.instanceStatus = lastGood->instanceStatus;
+  }
+
+  for (const auto& file : definitionFiles(dir / "daemons", out.diagnostics)) {
+    auto parsed = loadTaskDefinitionFile(file);
+    out.diagnostics.insert(out.diagnostics.end(), parsed.diagnostics.begin(), parsed.diagnostics.end());
+    std::optional<TaskDefinition> def = parsed.ok() ? std::move(parsed.value) : std::nullopt;
+    if (!def && lastGood) {
+      for (const auto& d : lastGood->daemons) {
+        if (d.sourceFile == file.string()) {
+          def = d;
+          note(out.diagnostics, file, Severity::Warning,
+               fmt::format("keeping the last good version of daemon '{}' (r{})", d.family, d.revision));
+        }
+      }
+    }
+    if (!def) continue;
+    if (const TaskDefinition* other = out.state.daemon(def->family)) {
+      note(out.diagnostics, file, Severity::Error,
+           fmt::format("daemon family '{}' is already defined in {}; this file is skipped", def->family, other->sourceFile));
+      continue;
+    }
+    out.state.daemons.push_back(std::move(*def));
+  }
+
+  for (const auto& file : definitionFiles(dir / "tasks", out.diagnostics)) {
+    const std::string id = file.stem().string();
+    if (!isValidTaskId(id)) {
+      note(out.diagnostics, file, Severity::Error,
+           fmt::format("'{}' is not a valid task id (the file name): use letters, digits, '.', '-' or '_'", id));
+      continue;
+    }
+    if (out.state.task(id)) {
+      note(out.diagnostics, file, Severity::Error, fmt::format("task id '{}' is defined by another file too; this file is skipped", id));
+      continue;
+    }
+    auto parsed = loadTaskDefinitionFile(file);
+    out.diagnostics.insert(out.diagnostics.end(), parsed.diagnostics.begin(), parsed.diagnostics.end());
+    if (parsed.ok()) {
+      out.state.tasks.push_back({id, std::move(*parsed.value)});
+    } else if (const ApplicationTask* previous = lastGood ? lastGood->task(id) : nullptr) {
+      out.state.tasks.push_back(*previous);
+      note(out.diagnostics, file, Severity::Warning, fmt::format("keeping the last good version of task '{}'", id));
+    }
+  }
+  return out;
+}
+
+}  // namespace daemonlet::config

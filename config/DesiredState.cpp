@@ -1,0 +1,90 @@
+#include "config/DesiredState.h"
+
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "config/FieldReader.h"
+#include "config/TaskDefinitionReader.h"
+
+namespace daemonlet::config {
+
+const TaskDefinition* DesiredState::daemon(const std::string& family) const {
+  for (const auto& d : daemons) {
+    if (d.family == family) return &d;
+  }
+  return nullptr;
+}
+
+const ApplicationTask* DesiredState::task(const std::string& id) const {
+  for (const auto& t : tasks) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+const char* toString(InstanceStatus status) {
+  return status == InstanceStatus::Active ? "ACTIVE" : "DRAINING";
+}
+
+bool isValidTaskId(const std::string& id) {
+  static const std::regex pattern("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+  return std::regex_match(id, pattern);
+}
+
+namespace {
+std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::string& origin, Diagnostics& out) {
+  FieldReader r(origin, out);
+  if (!r.expectMap(doc, "(document)")) return std::nullopt;
+  r.checkKeys(doc, "", {"generation", "instanceStatus", "daemons", "tasks"}, {});
+  DesiredState state;
+  if (auto g = r.integer(doc["generation"], "generation")) state.generation = *g;
+  if (auto s = r.string(doc["instanceStatus"], "instanceStatus")) {
+    if (*s == "DRAINING") state.instanceStatus = InstanceStatus::Draining;
+    else if (*s != "ACTIVE") r.error(doc["instanceStatus"], "instanceStatus", fmt::format("expected ACTIVE or DRAINING, got \"{}\"", *s));
+  }
+  const YAML::Node daemons = doc["daemons"];
+  if (daemons.IsDefined() && !daemons.IsNull() && r.expectList(daemons, "daemons")) {
+    for (std::size_t i = 0; i < daemons.size(); ++i) {
+      const std::string f = fmt::format("daemons[{}]", i);
+      auto def = readTaskDefinition(daemons[i], r, f);
+      if (!def) continue;
+      if (state.daemon(def->family)) {
+        r.error(daemons[i]["family"], joinField(f, "family"), fmt::format("daemon family '{}' appears twice", def->family));
+        continue;
+      }
+      state.daemons.push_back(std::move(*def));
+    }
+  }
+  const YAML::Node tasks = doc["tasks"];
+  if (tasks.IsDefined() && !tasks.IsNull() && r.expectList(tasks, "tasks")) {
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      const std::string f = fmt::format("tasks[{}]", i);
+      if (!r.expectMap(tasks[i], f)) continue;
+      r.checkKeys(tasks[i], f, {"id", "definition"}, {});
+      auto id = r.string(tasks[i]["id"], joinField(f, "id"));
+      if (!tasks[i]["id"].IsDefined()) r.error(tasks[i], joinField(f, "id"), "required field is missing");
+      if (id && !isValidTaskId(*id)) r.error(tasks[i]["id"], joinField(f, "id"), fmt::format("'{}' is not a valid task id: use letters, digits, '.', '-' or '_'", *id));
+      if (id && state.task(*id)) r.error(tasks[i]["id"], joinField(f, "id"), fmt::format("task id '{}' appears twice", *id));
+      if (!tasks[i]["definition"].IsDefined()) {
+        r.error(tasks[i], joinField(f, "definition"), "required field is missing");
+        continue;
+      }
+      auto def = readTaskDefinition(tasks[i]["definition"], r, joinField(f, "definition"));
+      if (id && def) state.tasks.push_back({*id, std::move(*def)});
+    }
+  }
+  return state;
+}
+}  // namespace
+Parsed<DesiredState> parseDesiredState(std::string_view text, const std::string& origin) {
+  Parsed<DesiredState> out;
+  auto doc = parseDocument(text, origin, out.diagnostics);
+  if (!doc) return out;
+  guardParse(out.diagnostics, origin, [&] { out.value = readDesiredState(*doc, origin, out.diagnostics); });
+  sortByPosition(out.diagnostics);
+  if (hasErrors(out.diagnostics)) out.value.reset();
+  return out;
+}
+
+}  // namespace daemonlet::config

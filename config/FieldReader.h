@@ -1,0 +1,80 @@
+#pragma once
+// Internal to config/: typed access to a YAML/JSON document that reports every problem
+// with its file, line, column and field path. yaml-cpp parses JSON too, which is why both
+// formats get positions.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/Diagnostic.h"
+
+namespace daemonlet::config {
+
+class FieldReader {
+ public:
+  FieldReader(std::string file, Diagnostics& out) : file_(std::move(file)), out_(out) {}
+
+  const std::string& file() const { return file_; }
+  std::size_t errorCount() const;
+
+  void error(const YAML::Node& at, const std::string& field, std::string message);
+  void warning(const YAML::Node& at, const std::string& field, std::string message);
+
+  // Each getter returns nullopt when the key is absent or has the wrong type; the latter
+  // is reported. `field` is the full path of the value read, used in messages.
+  std::optional<std::string> string(const YAML::Node& value, const std::string& field);
+  std::optional<std::int64_t> integer(const YAML::Node& value, const std::string& field);
+  std::optional<bool> boolean(const YAML::Node& value, const std::string& field);
+  std::optional<std::vector<std::string>> stringList(const YAML::Node& value,
+                                                     const std::string& field);
+  std::optional<std::map<std::string, std::string>> stringMap(const YAML::Node& value,
+                                                              const std::string& field);
+  bool expectMap(const YAML::Node& value, const std::string& field);
+  bool expectList(const YAML::Node& value, const std::string& field);
+
+  // Reports keys of `map` that are in neither set: ignored ones once together, unknown ones
+  // one warning each.
+  void checkKeys(const YAML::Node& map, const std::string& prefix,
+                 const std::set<std::string, std::less<>>& supported,
+                 const std::set<std::string, std::less<>>& ignored);
+
+ private:
+  void add(Severity severity, const YAML::Node& at, const std::string& field,
+           std::string message);
+
+  std::string file_;
+  Diagnostics& out_;
+};
+
+// "a" + "b" -> "a.b"; "" + "b" -> "b"; "a" + "[2]" -> "a[2]".
+std::string joinField(const std::string& prefix, std::string_view key);
+
+// How a value looks to a person: "lots" (quoted), 12, an object, a list, null.
+std::string describe(const YAML::Node& value);
+
+// True when the scalar was written quoted ("512"), i.e. meant as a string.
+bool isQuoted(const YAML::Node& scalar);
+
+// Parses a whole document; syntax errors become one positioned diagnostic.
+std::optional<YAML::Node> parseDocument(std::string_view text, const std::string& file,
+                                        Diagnostics& out);
+
+// The document as JSON with sorted keys and no whitespace; plain scalars keep their
+// YAML core-schema type, quoted ones are strings.
+std::string canonicalJson(const YAML::Node& document);
+
+// Runs `parse`; an exception escaping it (a parser bug, or yaml-cpp on input nobody
+// foresaw) becomes an error on `origin` instead of ending the process.
+void guardParse(Diagnostics& out, const std::string& origin, const std::function<void()>& parse);
+
+// Lowercase hex SHA-256.
+std::string sha256Hex(std::string_view data);
+
+}  // namespace daemonlet::config

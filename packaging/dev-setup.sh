@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine to build, test and run daemonlet, then does one job:
+#   dev-setup.sh run    build, then run the agent on the bundled example definitions
+#   dev-setup.sh test   build, then run the whole test suite with ctest
+#   dev-setup.sh setup  only install packages, start the engines, build the test image
+# Idempotent: safe to run again; what is already there is left alone. Needs root.
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in run|test|setup) ;; *)
+  echo "usage: $0 run|test|setup" >&2; exit 2 ;;
+esac
+if [ "$(id -u)" != 0 ]; then
+  echo "$0: must run as root (installs packages, starts dockerd/containerd)" >&2
+  exit 2
+fi
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${DAEMONLET_BUILD_DIR:-$top/build}
+logs=/var/log/daemonlet-dev
+mkdir -p "$logs"
+say() { echo "dev-setup: $*"; }
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates curl openssl
+  libboost-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
+  libsystemd-dev catch2 libbenchmark-dev
+  docker.io containerd runc busybox-static iproute2
+)
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "packages: all present"; return; fi
+  say "packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$logs/apt-update.log" 2>&1 || { cat "$logs/apt-update.log"; exit 1; }
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >"$logs/apt-install.log" 2>&1 \
+    || { tail -30 "$logs/apt-install.log"; exit 1; }
+}
+
+# Waits until `probe` succeeds, up to 60 s.
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 1 120); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  say "$what did not come up; see $logs"
+  return 1
+}
+
+docker_up() { curl -sf --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1; }
+containerd_up() { ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; }
+
+start_engines() {
+  if [ -d /run/systemd/system ]; then
+    systemctl start containerd docker
+  else
+    # No systemd as PID 1 (containers, CI): run the engines in the background, as
+    # containerd.service and docker.service would.
+    if ! containerd_up; then
+      say "starting containerd (log: $logs/containerd.log)"
+      setsid containerd >"$logs/containerd.log" 2>&1 </dev/null &
+    fi
+    wait_for containerd containerd_up
+    if ! docker_up; then
+      if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+      fi
+      say "starting dockerd (log: $logs/dockerd.log)"
+      setsid dockerd --containerd=/run/containerd/containerd.sock >"$logs/dockerd.log" 2>&1 </dev/null &
+    fi
+  fi
+  wait_for dockerd docker_up
+  wait_for containerd containerd_up
+  say "engines: dockerd $(curl -s --unix-socket /var/run/docker.sock http://localhost/version | sed -n 's/.*"ApiVersion":"\([^"]*\)".*/API \1/p'), containerd up"
+}
+
+# The image every example and test uses: busybox-static with its applets linked, built
+# locally because there is no registry here.
+build_test_image() {
+  local image=daemonlet/busybox:local
+  if docker image inspect "$image" >/dev/null 2>&1; then say "image $image: present"; return; fi
+  local root
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/www"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  echo 'daemonlet example' >"$root/www/index.html"
+  tar -C "$root" -cf "$logs/busybox-image.tar" .
+  rm -rf "$root"
+  docker import --change 'ENV PATH=/bin' "$logs/busybox-image.tar" "$image" >/dev/null
+  say "image $image: built from busybox-static"
+}
+
+build() {
+  say "building in $build"
+  cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/cmake.log" 2>&1 \
+    || { cat "$logs/cmake.log"; exit 1; }
+  cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -60 "$logs/build.log"; exit 1; }
+  say "built $build/agent/daemonlet"
+}
+
+install_packages
+start_engines
+build_test_image
+case "$mode" in
+  setup) build ;;
+  test)
+    build
+    cd "$build"
+    exec ctest --output-on-failure --timeout 900
+    ;;
+  run)
+    build
+    say "running the agent on the bundled examples ($top/packaging/examples/definitions); Ctrl-C stops it"
+    exec "$build/agent/daemonlet" run --source "$top/packaging/examples/definitions" \
+      --state-dir /var/lib/daemonlet "${@:2}"
+    ;;
+esac

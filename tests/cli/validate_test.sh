@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `daemonlet validate` as a user runs it: exit codes and the exact FILE:LINE:COL lines.
+set -u
+bin=$1
+data=$2
+examples=$3
+fail=0
+cd "$data"
+for f in ecs/*; do
+  if ! out=$("$bin" validate "$f" 2>&1); then echo "FAIL: $f should be valid: $out"; fail=1; fi
+done
+for f in "$examples"/definitions/daemons/* "$examples"/definitions/tasks/* "$examples"/definitions; do
+  if ! out=$("$bin" validate "$f" 2>&1); then echo "FAIL: $f should be valid: $out"; fail=1; fi
+done
+for f in broken/*.json broken/*.yaml; do
+  expected=${f%.*}.expected
+  actual=$("$bin" validate "$f" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" != 1 ]; then echo "FAIL: $f: exit $rc, want 1"; fail=1; fi
+  if [ "$actual" != "$(cat "$expected")" ]; then
+    echo "FAIL: $f printed:"; echo "$actual"; echo "want:"; cat "$expected"; fail=1
+  fi
+done
+"$bin" validate >/dev/null 2>&1; rc=$?
+[ "$rc" = 2 ] || { echo "FAIL: validate with no file: exit $rc, want 2"; fail=1; }
+"$bin" validate does-not-exist.json 2>&1 | grep -q "does-not-exist.json: no such file" || { echo "FAIL: missing file not reported"; fail=1; }
+[ "$fail" = 0 ] && echo "validate: all fixtures behave"
+exit $fail

@@ -1,0 +1,197 @@
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "config/AgentConfig.h"
+#include "config/DefinitionDirectory.h"
+#include "config/DesiredState.h"
+#include "config/Resources.h"
+#include "config/TaskDefinitionParser.h"
+
+using namespace daemonlet::config;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A scratch directory removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char pattern[] = "/tmp/daemonlet-test-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  void write(const fs::path& relative, const std::string& text) const {
+    fs::create_directories((path / relative).parent_path());
+    std::ofstream(path / relative) << text;
+  }
+};
+
+TaskDefinition definition(const std::string& json) {
+  auto p = parseTaskDefinition(json, "t.json");
+  REQUIRE(p.ok());
+  return *p.value;
+}
+
+std::string daemonJson(const std::string& family, int memory) {
+  return R"({"family":")" + family + R"(","containerDefinitions":[{"name":"c","image":"i","memory":)" + std::to_string(memory) + "}]}";
+}
+
+}  // namespace
+
+TEST_CASE("reservation: task level wins, else containers add up") {
+  struct Case {
+    const char* what;
+    const char* json;
+    Resources expected;
+  };
+  const Case cases[] = {
+      {"containers' memory", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","cpu":100,"memory":64},{"name":"b","image":"i","cpu":28,"memory":32}]})", {128, 96}},
+      {"memoryReservation preferred over memory", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":256,"memoryReservation":64}]})", {0, 64}},
+      {"reservation alone", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memoryReservation":100}]})", {0, 100}},
+      {"task level overrides", R"({"family":"f","cpu":"1 vCPU","memory":"512","containerDefinitions":[{"name":"a","image":"i","cpu":10,"memory":64}]})", {1024, 512}},
+      {"task cpu only", R"({"family":"f","cpu":2048,"containerDefinitions":[{"name":"a","image":"i","cpu":10,"memory":64}]})", {2048, 64}},
+      {"nothing declared", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i"}]})", {0, 0}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    CHECK(reservationOf(definition(c.json)) == c.expected);
+  }
+  CHECK(Resources{100, 100}.fitsIn({100, 100}));
+  CHECK_FALSE(Resources{101, 100}.fitsIn({100, 100}));
+}
+
+TEST_CASE("agent config: defaults, file, drop-ins in name order, flags later") {
+  TempDir dir;
+  SECTION("no file: built-in defaults") {
+    auto p = loadAgentConfig(dir.path / "config.yaml", false);
+    REQUIRE(p.ok());
+    CHECK(p.value->source.type == SourceType::Directory);
+    CHECK(p.value->source.path == "/etc/daemonlet/definitions");
+    CHECK(p.value->listen == "127.0.0.1:51680");
+    CHECK(p.value->instance.reserved == Resources{0, 256});
+    CHECK_FALSE(p.value->instance.capacity);
+    CHECK(runtimeEndpoint(*p.value) == "unix:///var/run/docker.sock");
+    CHECK(p.value->drainTimeoutSeconds == 300);
+  }
+  SECTION("an explicit file that is missing is an error") {
+    auto p = loadAgentConfig(dir.path / "nope.yaml", true);
+    CHECK_FALSE(p.ok());
+    CHECK(p.diagnostics[0].message == "no such config file");
+  }
+  SECTION("drop-ins override the file, later names win") {
+    dir.write("config.yaml", "instance:\n  cluster: prod\n  capacity: {cpu: 4096, memory: 15360}\nruntime:\n  type: containerd\n");
+    dir.write("config.d/10-a.yaml", "instance:\n  cluster: staging\n  reserved: {memory: 512}\n");
+    dir.write("config.d/20-b.yaml", "instance:\n  cluster: canary\n");
+    dir.write("config.d/ignored.txt", "garbage: [");
+    auto p = loadAgentConfig(dir.path / "config.yaml", true);
+    for (auto& d : p.diagnostics) INFO(d.format());
+    REQUIRE(p.ok());
+    CHECK(p.value->instance.cluster == "canary");
+    CHECK(p.value->instance.capacity == Resources{4096, 15360});
+    CHECK(p.value->instance.reserved == Resources{0, 512});
+    CHECK(runtimeEndpoint(*p.value) == "unix:///run/containerd/containerd.sock");
+  }
+  SECTION("an unknown key is an error naming file, line and key") {
+    dir.write("config.yaml", "instance:\n  clustr: prod\n");
+    auto p = loadAgentConfig(dir.path / "config.yaml", true);
+    CHECK_FALSE(p.ok());
+    REQUIRE(p.diagnostics.size() == 1);
+    CHECK(p.diagnostics[0].format() == (dir.path / "config.yaml").string() + ":2:3: field 'instance.clustr': unknown key");
+  }
+  SECTION("a bad drop-in is reported under its own name") {
+    dir.write("config.yaml", "log: {level: debug}\n");
+    dir.write("config.d/50-bad.yaml", "shutdown:\n  drainTimeoutSeconds: soon\n");
+    auto p = loadAgentConfig(dir.path / "config.yaml", true);
+    CHECK_FALSE(p.ok());
+    CHECK(p.diagnostics[0].file == (dir.path / "config.d/50-bad.yaml").string());
+    CHECK(p.diagnostics[0].line == 2);
+  }
+  SECTION("broken fixture: every error is reported") {
+    auto p = loadAgentConfig(fs::path(DAEMONLET_TEST_DATA) / "broken/config.yaml", true);
+    std::size_t errors = 0;
+    for (const auto& d : p.diagnostics) errors += d.severity == Severity::Error;
+    CHECK(errors == 5);
+  }
+}
+
+TEST_CASE("directory source: one bad file is skipped, the rest load (P6)") {
+  TempDir dir;
+  dir.write("daemons/metrics.json", daemonJson("metrics", 64));
+  dir.write("daemons/logs.yaml", "family: logs\ncontainerDefinitions:\n  - {name: c, image: i, memory: 32}\n");
+  dir.write("daemons/README.md", "not a definition");
+  dir.write("tasks/web-1.json", daemonJson("web", 128));
+  dir.write("tasks/web-2.json", daemonJson("web", 128));
+
+  auto first = loadDefinitionDirectory(dir.path);
+  INFO((first.diagnostics.empty() ? "" : first.diagnostics[0].format()));
+  REQUIRE_FALSE(hasErrors(first.diagnostics));
+  CHECK(first.state.daemons.size() == 2);
+  REQUIRE(first.state.tasks.size() == 2);
+  CHECK(first.state.task("web-1"));
+
+  SECTION("a broken file keeps its last good version") {
+    dir.write("daemons/metrics.json", R"({"family":"metrics","containerDefinitions":[{"name":"c","image":"i","memory":"x"}]})");
+    dir.write("tasks/web-2.json", "{");
+    auto second = loadDefinitionDirectory(dir.path, &first.state);
+    CHECK(hasErrors(second.diagnostics));
+    REQUIRE(second.state.daemon("metrics"));
+    CHECK(second.state.daemon("metrics")->hash == first.state.daemon("metrics")->hash);
+    REQUIRE(second.state.task("web-2"));
+    CHECK(second.state.daemons.size() == 2);
+  }
+  SECTION("without a last good version a broken file is just skipped") {
+    dir.write("tasks/web-3.json", "{");
+    auto second = loadDefinitionDirectory(dir.path);
+    CHECK(hasErrors(second.diagnostics));
+    CHECK(second.state.tasks.size() == 2);
+  }
+  SECTION("a second file for the same family is refused") {
+    dir.write("daemons/metrics-copy.json", daemonJson("metrics", 64));
+    auto second = loadDefinitionDirectory(dir.path);
+    CHECK(hasErrors(second.diagnostics));
+    CHECK(second.state.daemons.size() == 2);
+  }
+  SECTION("a deleted file is gone from the desired state") {
+    fs::remove(dir.path / "tasks/web-1.json");
+    auto second = loadDefinitionDirectory(dir.path, &first.state);
+    CHECK_FALSE(second.state.task("web-1"));
+  }
+  SECTION("a bad task id in the file name is refused") {
+    dir.write("tasks/web 4.json", daemonJson("web", 128));
+    auto second = loadDefinitionDirectory(dir.path);
+    CHECK(hasErrors(second.diagnostics));
+    CHECK(second.state.tasks.size() == 2);
+  }
+}
+
+TEST_CASE("bundled example definitions are valid") {
+  auto load = loadDefinitionDirectory(fs::path(DAEMONLET_EXAMPLES) / "definitions");
+  for (const auto& d : load.diagnostics) INFO(d.format());
+  CHECK(load.diagnostics.empty());
+  CHECK(load.state.daemons.size() == 2);
+  CHECK(load.state.tasks.size() == 2);
+}
+
+TEST_CASE("desired state documents are accepted or rejected whole") {
+  const std::string good = R"({"generation":7,"instanceStatus":"DRAINING",
+    "daemons":[)" + daemonJson("metrics", 64) + R"(],
+    "tasks":[{"id":"web-1","definition":)" + daemonJson("web", 128) + "}]}";
+  auto p = parseDesiredState(good, "response");
+  REQUIRE(p.ok());
+  CHECK(p.value->generation == 7);
+  CHECK(p.value->instanceStatus == InstanceStatus::Draining);
+  CHECK(p.value->tasks[0].definition.family == "web");
+
+  auto bad = parseDesiredState(R"({"generation":8,"daemons":[)" + daemonJson("metrics", 64) +
+                                   R"(],"tasks":[{"id":"web-1","definition":{"family":"web","containerDefinitions":[{"name":"c","image":"i","memory":"big"}]}}]})",
+                               "response");
+  CHECK_FALSE(bad.value.has_value());
+  REQUIRE(hasErrors(bad.diagnostics));
+  CHECK(bad.diagnostics[0].field == "tasks[0].definition.containerDefinitions[0].memory");
+  CHECK(bad.diagnostics[0].line == 1);
+
+  auto dup = parseDesiredState(R"({"daemons":[)" + daemonJson("m", 64) + "," + daemonJson("m", 64) + "]}", "response");
+  CHECK_FALSE(dup.value.has_value());
+}

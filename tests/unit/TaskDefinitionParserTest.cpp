@@ -1,0 +1,225 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "config/TaskDefinitionParser.h"
+
+using namespace daemonlet::config;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kData = DAEMONLET_TEST_DATA;
+
+std::string errorsOf(const Parsed<TaskDefinition>& p) {
+  std::string out;
+  for (const auto& d : p.diagnostics) out += d.format() + "\n";
+  return out;
+}
+
+Parsed<TaskDefinition> parse(const std::string& text) { return parseTaskDefinition(text, "t.json"); }
+
+}  // namespace
+
+TEST_CASE("public ECS daemon definitions parse into values") {
+  SECTION("CloudWatch agent: host volumes, read-only mounts, ECS-only fields warned once") {
+    auto p = loadTaskDefinitionFile(kData / "ecs/cloudwatch-agent-daemon.json");
+    INFO(errorsOf(p));
+    REQUIRE(p.ok());
+    const auto& d = *p.value;
+    CHECK(d.family == "ecs-cwagent-daemon-service");
+    CHECK(d.revision == 0);
+    REQUIRE(d.volumes.size() == 4);
+    CHECK(d.volumes[0].hostSourcePath == "/proc");
+    REQUIRE(d.containers.size() == 1);
+    CHECK(d.containers[0].mountPoints.size() == 6);
+    CHECK(d.containers[0].mountPoints[0].readOnly);
+    CHECK(d.containers[0].cpu == 128);
+    CHECK(d.containers[0].memory == 256);
+    CHECK(d.containers[0].logConfiguration->logDriver == "awslogs");
+    CHECK(d.containers[0].logConfiguration->options.at("awslogs-region") == "us-east-1");
+    REQUIRE(p.diagnostics.size() == 1);
+    CHECK(p.diagnostics[0].severity == Severity::Warning);
+    CHECK(p.diagnostics[0].message.find("executionRoleArn") != std::string::npos);
+  }
+  SECTION("Datadog agent: null readOnly, health check durations") {
+    auto p = loadTaskDefinitionFile(kData / "ecs/datadog-agent-daemon.json");
+    INFO(errorsOf(p));
+    REQUIRE(p.ok());
+    CHECK(p.diagnostics.empty());
+    const auto& c = p.value->containers[0];
+    CHECK_FALSE(c.mountPoints[0].readOnly);
+    REQUIRE(c.healthCheck);
+    CHECK(c.healthCheck->command == std::vector<std::string>{"CMD-SHELL", "agent health"});
+    CHECK(c.healthCheck->intervalSeconds == 30);
+    CHECK(c.healthCheck->startPeriodSeconds == 15);
+    CHECK(c.environment.size() == 2);
+    CHECK(p.value->critical);
+  }
+  SECTION("Fluent Bit (YAML): init container, ECS size strings, host network") {
+    auto p = loadTaskDefinitionFile(kData / "ecs/fluent-bit-daemon.yaml");
+    INFO(errorsOf(p));
+    REQUIRE(p.ok());
+    const auto& d = *p.value;
+    CHECK(d.revision == 7);
+    CHECK(d.cpu == 256);
+    CHECK(d.memory == 512);
+    CHECK(d.networkMode == NetworkMode::Host);
+    CHECK_FALSE(d.containers[0].essential);
+    REQUIRE(d.containers[1].dependsOn.size() == 1);
+    CHECK(d.containers[1].dependsOn[0].condition == DependencyCondition::Success);
+    CHECK(d.containers[1].ulimits[0].softLimit == 65536);
+    CHECK(d.containers[1].linuxParameters.initProcessEnabled);
+    CHECK(d.containers[1].stopTimeoutSeconds == 20);
+    CHECK_FALSE(d.volumes[1].hostSourcePath);
+    CHECK_FALSE(d.volumes[1].dockerVolume);
+  }
+  SECTION("X-Ray daemon: non-critical, udp port, user") {
+    auto p = loadTaskDefinitionFile(kData / "ecs/xray-daemon.json");
+    REQUIRE(p.ok());
+    CHECK_FALSE(p.value->critical);
+    CHECK(p.value->containers[0].portMappings[0].protocol == "udp");
+    CHECK(p.value->containers[0].user == "1337");
+    CHECK(p.value->containers[0].readonlyRootFilesystem);
+  }
+}
+
+TEST_CASE("broken fixtures report exactly the documented lines") {
+  for (const auto& entry : fs::directory_iterator(kData / "broken")) {
+    if (entry.path().extension() == ".expected" || entry.path().filename() == "config.yaml") continue;
+    fs::path expectedFile = entry.path();
+    expectedFile.replace_extension(".expected");
+    std::ifstream in(expectedFile);
+    REQUIRE(in);
+    std::stringstream expected;
+    expected << in.rdbuf();
+
+    // Names as the CLI test prints them: relative to the data folder.
+    const std::string relative = fs::relative(entry.path(), kData).string();
+    std::ifstream src(entry.path());
+    std::stringstream text;
+    text << src.rdbuf();
+    auto p = parseTaskDefinition(text.str(), relative);
+    INFO(relative);
+    CHECK_FALSE(p.ok());
+    CHECK(errorsOf(p) == expected.str());
+  }
+}
+
+TEST_CASE("rule table: each invalid definition names its field") {
+  struct Case {
+    const char* what;
+    const char* json;
+    const char* field;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"family missing", R"({"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "family", "required field is missing"},
+      {"family with spaces", R"({"family":"my agent","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "family", "not a valid family"},
+      {"no containers", R"({"family":"f","containerDefinitions":[]})", "containerDefinitions", "at least one container"},
+      {"containers not a list", R"({"family":"f","containerDefinitions":{}})", "containerDefinitions", "expected a list, got an object"},
+      {"no essential container", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"essential":false}]})", "containerDefinitions", "must be essential"},
+      {"unknown network mode", R"({"family":"f","networkMode":"nat","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "networkMode", "expected host, bridge or none, got \"nat\""},
+      {"bad pidMode", R"({"family":"f","pidMode":"shared","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "pidMode", "expected host or task"},
+      {"self dependency", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"dependsOn":[{"containerName":"a","condition":"START"}]}]})", "containerDefinitions[0].dependsOn", "dependency cycle: a -> a"},
+      {"bad condition", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64,"dependsOn":[{"containerName":"a","condition":"READY"}]}]})", "containerDefinitions[1].dependsOn[0].condition", "expected START, COMPLETE, SUCCESS or HEALTHY"},
+      {"mount of unknown volume", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"mountPoints":[{"sourceVolume":"v","containerPath":"/x"}]}]})", "containerDefinitions[0].mountPoints[0].sourceVolume", "no volume named 'v'"},
+      {"relative container path", R"({"family":"f","volumes":[{"name":"v"}],"containerDefinitions":[{"name":"a","image":"i","memory":64,"mountPoints":[{"sourceVolume":"v","containerPath":"x"}]}]})", "containerDefinitions[0].mountPoints[0].containerPath", "absolute path"},
+      {"relative host path", R"({"family":"f","volumes":[{"name":"v","host":{"sourcePath":"data"}}],"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "volumes[0].host.sourcePath", "absolute path"},
+      {"host and docker volume", R"({"family":"f","volumes":[{"name":"v","host":{"sourcePath":"/d"},"dockerVolumeConfiguration":{"scope":"task"}}],"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "volumes[0].dockerVolumeConfiguration", "not both"},
+      {"bad volume scope", R"({"family":"f","volumes":[{"name":"v","dockerVolumeConfiguration":{"scope":"global"}}],"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "volumes[0].dockerVolumeConfiguration.scope", "expected task or shared"},
+      {"volumesFrom unknown", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"volumesFrom":[{"sourceContainer":"z"}]}]})", "containerDefinitions[0].volumesFrom[0].sourceContainer", "no container named 'z'"},
+      {"host port differs in host mode", R"({"family":"f","networkMode":"host","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80,"hostPort":8080}]}]})", "containerDefinitions[0].portMappings[0].hostPort", "must equal containerPort"},
+      {"ports with no network", R"({"family":"f","networkMode":"none","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80}]}]})", "containerDefinitions[0].portMappings", "no ports to map"},
+      {"port out of range", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":70000}]}]})", "containerDefinitions[0].portMappings[0].containerPort", "between 1 and 65535"},
+      {"bad protocol", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80,"protocol":"sctp"}]}]})", "containerDefinitions[0].portMappings[0].protocol", "expected tcp or udp"},
+      {"health check without CMD", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"healthCheck":{"command":["curl","x"]}}]})", "containerDefinitions[0].healthCheck.command", "CMD"},
+      {"health interval too short", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"healthCheck":{"command":["CMD","true"],"interval":1}}]})", "containerDefinitions[0].healthCheck.interval", "between 5 and 300"},
+      {"ulimit soft above hard", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"ulimits":[{"name":"nofile","softLimit":10,"hardLimit":5}]}]})", "containerDefinitions[0].ulimits[0].softLimit", "above hardLimit"},
+      {"task memory below containers", R"({"family":"f","memory":"100","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64}]})", "memory", "less than the containers' memory limits"},
+      {"task cpu garbage", R"({"family":"f","cpu":"lots","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "cpu", "expected a number or \"N vCPU\", got \"lots\""},
+      {"negative revision", R"({"family":"f","revision":-1,"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "revision", "must not be negative"},
+      {"stop timeout absurd", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"stopTimeout":99999}]})", "containerDefinitions[0].stopTimeout", "between 0 and 3600"},
+      {"environment entry without name", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"environment":[{"value":"x"}]}]})", "containerDefinitions[0].environment[0].name", "required field is missing"},
+      {"relative environment file", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"environmentFiles":[{"value":"app.env","type":"local"}]}]})", "containerDefinitions[0].environmentFiles[0].value", "absolute local path"},
+      {"critical not a bool", R"({"family":"f","critical":"no","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "critical", "expected true or false"},
+      {"restart period too short", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"restartPolicy":{"enabled":true,"restartAttemptPeriod":5}}]})", "containerDefinitions[0].restartPolicy.restartAttemptPeriod", "between 60 and 1800"},
+      {"tmpfs without size", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"linuxParameters":{"tmpfs":[{"containerPath":"/t"}]}}]})", "containerDefinitions[0].linuxParameters.tmpfs[0].size", "required field is missing"},
+      {"document not an object", R"(["a"])", "(document)", "expected an object"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto p = parse(c.json);
+    INFO(errorsOf(p));
+    CHECK_FALSE(p.ok());
+    CHECK_FALSE(p.value.has_value());
+    bool found = false;
+    for (const auto& d : p.diagnostics) {
+      if (d.severity == Severity::Error && d.field == c.field && d.message.find(c.message) != std::string::npos) found = true;
+    }
+    CHECK(found);
+  }
+}
+
+TEST_CASE("every field of a container is read") {
+  auto p = parse(R"({"family":"full","revision":9,"cpu":512,"memory":"1 GB","pidMode":"host",
+    "volumes":[{"name":"shared","dockerVolumeConfiguration":{"scope":"shared","driver":"local","driverOpts":{"type":"tmpfs"},"labels":{"a":"b"},"autoprovision":true}}],
+    "containerDefinitions":[{"name":"main","image":"img:1","essential":true,"command":["run"],"entryPoint":["/bin/sh","-c"],
+      "environment":[{"name":"A","value":"1"}],"environmentFiles":[{"value":"/etc/app.env","type":"local"}],
+      "cpu":256,"memory":512,"memoryReservation":256,"portMappings":[{"containerPort":80,"hostPort":8080,"protocol":"tcp"}],
+      "mountPoints":[{"sourceVolume":"shared","containerPath":"/data","readOnly":true}],"user":"1000:1000","privileged":false,
+      "readonlyRootFilesystem":true,"workingDirectory":"/app","stopTimeout":45,"startTimeout":60,
+      "healthCheck":{"command":["CMD","true"],"interval":10,"timeout":3,"retries":2,"startPeriod":5},
+      "logConfiguration":{"logDriver":"json-file","options":{"max-size":"10m"}},
+      "ulimits":[{"name":"nofile","softLimit":1024,"hardLimit":4096}],
+      "linuxParameters":{"capabilities":{"add":["NET_ADMIN"],"drop":["MKNOD"]},"initProcessEnabled":true,"tmpfs":[{"containerPath":"/tmp","size":64,"mountOptions":["noexec"]}]},
+      "restartPolicy":{"enabled":true,"ignoredExitCodes":[0],"restartAttemptPeriod":60}},
+      {"name":"side","image":"img:2","essential":false,"memory":64,"volumesFrom":[{"sourceContainer":"main","readOnly":true}],
+       "dependsOn":[{"containerName":"main","condition":"HEALTHY"}]}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.diagnostics.empty());
+  const auto& d = *p.value;
+  CHECK(d.memory == 1024);
+  CHECK(d.pidMode == "host");
+  CHECK(d.volumes[0].dockerVolume->shared);
+  CHECK(d.volumes[0].dockerVolume->autoprovision);
+  CHECK(d.volumes[0].dockerVolume->driverOpts.at("type") == "tmpfs");
+  const auto& c = d.containers[0];
+  CHECK(c.entryPoint == std::vector<std::string>{"/bin/sh", "-c"});
+  CHECK(c.environmentFiles == std::vector<std::string>{"/etc/app.env"});
+  CHECK(c.portMappings[0].hostPort == 8080);
+  CHECK(c.mountPoints[0].readOnly);
+  CHECK(c.user == "1000:1000");
+  CHECK(c.workingDirectory == "/app");
+  CHECK(c.startTimeoutSeconds == 60);
+  CHECK(c.healthCheck->retries == 2);
+  CHECK(c.linuxParameters.capabilitiesAdd == std::vector<std::string>{"NET_ADMIN"});
+  CHECK(c.linuxParameters.tmpfs[0].sizeMiB == 64);
+  CHECK(c.restartPolicy.enabled);
+  CHECK(c.restartPolicy.ignoredExitCodes == std::vector<int>{0});
+  CHECK(d.containers[1].volumesFrom[0].sourceContainer == "main");
+  CHECK(d.containers[1].dependsOn[0].condition == DependencyCondition::Healthy);
+}
+
+TEST_CASE("the hash identifies content, not formatting") {
+  auto a = parse(R"({"family":"f","revision":1,"containerDefinitions":[{"name":"a","image":"i","memory":64}]})");
+  auto b = parseTaskDefinition("containerDefinitions:\n  - {memory: 64, image: i, name: a}\nrevision: 1\nfamily: f\n", "b.yaml");
+  auto c = parse(R"({"family":"f","revision":1,"containerDefinitions":[{"name":"a","image":"i","memory":65}]})");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(c.ok());
+  CHECK(a.value->hash.size() == 12);
+  CHECK(a.value->hash == b.value->hash);
+  CHECK(a.value->hash != c.value->hash);
+  CHECK(a.value->canonicalJson == R"({"containerDefinitions":[{"image":"i","memory":64,"name":"a"}],"family":"f","revision":1})");
+}
+
+TEST_CASE("numbers written as strings are refused where ECS wants numbers") {
+  auto p = parseTaskDefinition("family: f\ncontainerDefinitions:\n  - {name: a, image: i, memory: \"64\"}\n", "q.yaml");
+  CHECK_FALSE(p.ok());
+  REQUIRE_FALSE(p.diagnostics.empty());
+  CHECK(p.diagnostics[0].format() == "q.yaml:3:33: field 'containerDefinitions[0].memory': expected a number, got \"64\"");
+}
