@@ -1,0 +1,223 @@
+#include "runtime/DockerJson.h"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace daemonlet::runtime::docker {
+namespace {
+
+using nlohmann::json;
+
+std::string str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::int64_t num(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+
+std::int64_t nanos(std::chrono::milliseconds d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+Labels labelsOf(const json& j) {
+  Labels out;
+  if (!j.is_object()) return out;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+json createBody(const ContainerSpec& spec) {
+  json body = {{"Image", spec.image}, {"Labels", spec.labels}, {"Env", spec.env}};
+  if (!spec.command.empty()) body["Cmd"] = spec.command;
+  if (!spec.entrypoint.empty()) body["Entrypoint"] = spec.entrypoint;
+  if (spec.user) body["User"] = *spec.user;
+  if (spec.workingDir) body["WorkingDir"] = *spec.workingDir;
+  if (spec.stopTimeoutSeconds) body["StopTimeout"] = *spec.stopTimeoutSeconds;
+  if (spec.healthCheck) {
+    body["Healthcheck"] = {{"Test", spec.healthCheck->test},
+                           {"Interval", nanos(spec.healthCheck->interval)},
+                           {"Timeout", nanos(spec.healthCheck->timeout)},
+                           {"StartPeriod", nanos(spec.healthCheck->startPeriod)},
+                           {"Retries", spec.healthCheck->retries}};
+  }
+
+  // The agent supervises restarts itself (with backoff and the slot gate), so the engine
+  // must never restart a container behind its back.
+  json host = {{"NetworkMode", spec.networkMode}, {"RestartPolicy", {{"Name", "no"}}}};
+  json exposed = json::object();
+  json bindings = json::object();
+  for (const auto& p : spec.ports) {
+    const std::string key = fmt::format("{}/{}", p.containerPort, p.protocol);
+    exposed[key] = json::object();
+    bindings[key].push_back({{"HostPort", p.hostPort ? std::to_string(p.hostPort) : ""}});
+  }
+  if (!spec.ports.empty()) {
+    body["ExposedPorts"] = exposed;
+    host["PortBindings"] = bindings;
+  }
+  json mounts = json::array();
+  for (const auto& m : spec.mounts) {
+    json mount = {{"Target", m.target}, {"ReadOnly", m.readOnly}};
+    switch (m.type) {
+      case Mount::Type::Bind: mount["Type"] = "bind"; mount["Source"] = m.source; break;
+      case Mount::Type::Volume: mount["Type"] = "volume"; mount["Source"] = m.source; break;
+      case Mount::Type::Tmpfs: {
+        mount["Type"] = "tmpfs";
+        json options = json::object();
+        if (m.tmpfsSizeBytes > 0) options["SizeBytes"] = m.tmpfsSizeBytes;
+        mount["TmpfsOptions"] = options;
+        break;
+      }
+    }
+    mounts.push_back(std::move(mount));
+  }
+  if (!mounts.empty()) host["Mounts"] = mounts;
+  if (!spec.volumesFrom.empty()) host["VolumesFrom"] = spec.volumesFrom;
+  if (spec.pidMode) host["PidMode"] = *spec.pidMode;
+  if (spec.privileged) host["Privileged"] = true;
+  if (spec.readOnlyRootfs) host["ReadonlyRootfs"] = true;
+  if (spec.init) host["Init"] = true;
+  if (!spec.capAdd.empty()) host["CapAdd"] = spec.capAdd;
+  if (!spec.capDrop.empty()) host["CapDrop"] = spec.capDrop;
+  if (!spec.ulimits.empty()) {
+    json ulimits = json::array();
+    for (const auto& u : spec.ulimits) ulimits.push_back({{"Name", u.name}, {"Soft", u.soft}, {"Hard", u.hard}});
+    host["Ulimits"] = ulimits;
+  }
+  if (spec.log) host["LogConfig"] = {{"Type", spec.log->driver}, {"Config", spec.log->options}};
+  if (spec.memoryBytes) host["Memory"] = *spec.memoryBytes;
+  if (spec.memoryReservationBytes) host["MemoryReservation"] = *spec.memoryReservationBytes;
+  if (spec.cpuShares > 0) host["CpuShares"] = spec.cpuShares;
+  if (spec.nanoCpus) host["NanoCpus"] = *spec.nanoCpus;
+  body["HostConfig"] = std::move(host);
+  return body;
+}
+
+ContainerState parseState(std::string_view s) {
+  if (s == "created") return ContainerState::Created;
+  if (s == "running") return ContainerState::Running;
+  if (s == "paused") return ContainerState::Paused;
+  if (s == "restarting") return ContainerState::Restarting;
+  if (s == "removing") return ContainerState::Removing;
+  if (s == "exited") return ContainerState::Exited;
+  if (s == "dead") return ContainerState::Dead;
+  return ContainerState::Unknown;
+}
+
+Health parseHealth(std::string_view s) {
+  if (s == "starting") return Health::Starting;
+  if (s == "healthy") return Health::Healthy;
+  if (s == "unhealthy") return Health::Unhealthy;
+  return Health::None;
+}
+
+std::optional<Clock::time_point> parseTime(std::string_view text) {
+  std::tm tm{};
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  const std::string s(text);
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6) return std::nullopt;
+  if (year <= 1) return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  auto point = Clock::from_time_t(timegm(&tm));
+  std::size_t i = static_cast<std::size_t>(consumed);
+  if (i < s.size() && s[i] == '.') {
+    std::int64_t fraction = 0;
+    int digits = 0;
+    for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+      if (digits < 9) { fraction = fraction * 10 + (s[i] - '0'); ++digits; }
+    }
+    for (; digits < 9; ++digits) fraction *= 10;
+    point += std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(fraction));
+  }
+  return point;
+}
+
+Result<ContainerInfo> parseInspect(const json& j) {
+  if (!j.is_object() || !j.contains("Id")) return Error{Error::Code::Protocol, "inspect answer has no Id"};
+  ContainerInfo c;
+  c.id = str(j, "Id");
+  c.name = str(j, "Name");
+  if (!c.name.empty() && c.name.front() == '/') c.name.erase(0, 1);
+  c.createdAt = parseTime(str(j, "Created"));
+  if (auto config = j.find("Config"); config != j.end() && config->is_object()) {
+    c.image = str(*config, "Image");
+    if (config->contains("Labels")) c.labels = labelsOf((*config)["Labels"]);
+  }
+  if (auto state = j.find("State"); state != j.end() && state->is_object()) {
+    c.state = parseState(str(*state, "Status"));
+    c.exitCode = static_cast<int>(num(*state, "ExitCode"));
+    c.oomKilled = state->value("OOMKilled", false);
+    c.startedAt = parseTime(str(*state, "StartedAt"));
+    c.finishedAt = parseTime(str(*state, "FinishedAt"));
+    if (auto health = state->find("Health"); health != state->end() && health->is_object()) c.health = parseHealth(str(*health, "Status"));
+  }
+  if (auto host = j.find("HostConfig"); host != j.end() && host->is_object()) {
+    if (auto m = num(*host, "Memory"); m > 0) c.memoryBytes = m;
+    c.cpuShares = num(*host, "CpuShares");
+    if (auto n = num(*host, "NanoCpus"); n > 0) c.nanoCpus = n;
+  }
+  return c;
+}
+
+std::optional<RuntimeEvent> parseEvent(std::string_view line) {
+  auto j = json::parse(line, nullptr, false);
+  if (!j.is_object() || str(j, "Type") != "container") return std::nullopt;
+  const std::string action = str(j, "Action");
+  RuntimeEvent e;
+  if (action == "start") e.kind = RuntimeEvent::Kind::Start;
+  else if (action == "die") e.kind = RuntimeEvent::Kind::Exit;
+  else if (action == "oom") e.kind = RuntimeEvent::Kind::Oom;
+  else if (action == "destroy") e.kind = RuntimeEvent::Kind::Destroy;
+  else if (action.rfind("health_status: ", 0) == 0) {
+    e.kind = RuntimeEvent::Kind::HealthChanged;
+    e.health = parseHealth(action.substr(15));
+  } else {
+    return std::nullopt;
+  }
+  const json actor = j.value("Actor", json::object());
+  e.containerId = str(actor, "ID");
+  // Attributes mix the container's labels with a few of the engine's own keys.
+  e.labels = labelsOf(actor.value("Attributes", json::object()));
+  if (auto code = e.labels.find("exitCode"); code != e.labels.end()) {
+    try {
+      e.exitCode = std::stoi(code->second);
+    } catch (const std::exception&) {
+      e.exitCode.reset();
+    }
+  }
+  for (const char* engineKey : {"exitCode", "image", "name", "signal", "execDuration"}) e.labels.erase(engineKey);
+  const std::int64_t timeNano = num(j, "timeNano");
+  e.time = timeNano > 0 ? Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(timeNano)))
+                        : Clock::now();
+  return e;
+}
+
+std::string urlEncode(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+std::string filtersQuery(const LabelSelector& selector, const json& extra) {
+  json filters = extra;
+  for (const auto& [k, v] : selector) filters["label"].push_back(k + "=" + v);
+  return urlEncode(filters.dump());
+}
+
+}  // namespace daemonlet::runtime::docker

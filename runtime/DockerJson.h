@@ -1,0 +1,27 @@
+#pragma once
+// Internal to runtime/: translation between our container values and the Docker Engine
+// API's JSON (API 1.40/1.41). Pure functions, tested without an engine.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/Container.h"
+#include "runtime/Result.h"
+
+namespace daemonlet::runtime::docker {
+
+nlohmann::json createBody(const ContainerSpec& spec);
+Result<ContainerInfo> parseInspect(const nlohmann::json& inspect);
+// nullopt for events we do not track (exec_*, attach, ...) or lines that are not JSON.
+std::optional<RuntimeEvent> parseEvent(std::string_view line);
+// `{"label":["k=v",...]}` plus `extra` filters, URL-encoded for a query string.
+std::string filtersQuery(const LabelSelector& selector, const nlohmann::json& extra = nlohmann::json::object());
+// RFC 3339 with nanoseconds, as Docker writes it; its zero time ("0001-01-01T00:00:00Z") is nullopt.
+std::optional<Clock::time_point> parseTime(std::string_view text);
+std::string urlEncode(std::string_view text);
+ContainerState parseState(std::string_view status);
+Health parseHealth(std::string_view status);
+
+}  // namespace daemonlet::runtime::docker

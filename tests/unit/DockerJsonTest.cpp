@@ -1,0 +1,93 @@
+#include <catch2/catch.hpp>
+
+#include "runtime/DockerJson.h"
+
+using namespace daemonlet::runtime;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+TEST_CASE("docker: a container spec becomes the create body") {
+  ContainerSpec s;
+  s.name = "daemonlet-daemon-metrics-3-abcdef12-agent";
+  s.image = "metrics:3";
+  s.command = {"run"};
+  s.env = {"A=1"};
+  s.labels = {{"io.daemonlet.managed", "true"}};
+  s.networkMode = "host";
+  s.ports = {{8080, 18080, "tcp"}, {53, 0, "udp"}};
+  s.mounts = {{Mount::Type::Bind, "/proc", "/host/proc", true, 0, {}}, {Mount::Type::Tmpfs, "", "/tmp", false, 1048576, {}}};
+  s.healthCheck = HealthCheckSpec{{"CMD-SHELL", "true"}, 10s, 2s, 1s, 4};
+  s.memoryBytes = 256LL << 20;
+  s.memoryReservationBytes = 128LL << 20;
+  s.cpuShares = 256;
+  s.nanoCpus = 250'000'000;
+  s.capAdd = {"SYS_PTRACE"};
+  s.ulimits = {{"nofile", 1024, 2048}};
+  s.log = LogSpec{"json-file", {{"max-size", "10m"}}};
+  s.stopTimeoutSeconds = 20;
+  const json b = docker::createBody(s);
+  CHECK(b["Image"] == "metrics:3");
+  CHECK(b["Cmd"] == json::array({"run"}));
+  CHECK_FALSE(b.contains("Entrypoint"));  // absent = the image's own
+  CHECK(b["Labels"]["io.daemonlet.managed"] == "true");
+  CHECK(b["Healthcheck"]["Interval"] == 10'000'000'000LL);
+  CHECK(b["Healthcheck"]["Retries"] == 4);
+  CHECK(b["StopTimeout"] == 20);
+  const json& h = b["HostConfig"];
+  CHECK(h["RestartPolicy"]["Name"] == "no");
+  CHECK(h["NetworkMode"] == "host");
+  CHECK(h["Memory"] == 256LL << 20);
+  CHECK(h["MemoryReservation"] == 128LL << 20);
+  CHECK(h["CpuShares"] == 256);
+  CHECK(h["NanoCpus"] == 250'000'000);
+  CHECK(h["PortBindings"]["8080/tcp"][0]["HostPort"] == "18080");
+  CHECK(h["PortBindings"]["53/udp"][0]["HostPort"] == "");
+  CHECK(b["ExposedPorts"].contains("53/udp"));
+  CHECK(h["Mounts"][0] == json({{"Type", "bind"}, {"Source", "/proc"}, {"Target", "/host/proc"}, {"ReadOnly", true}}));
+  CHECK(h["Mounts"][1]["TmpfsOptions"]["SizeBytes"] == 1048576);
+  CHECK(h["CapAdd"] == json::array({"SYS_PTRACE"}));
+  CHECK(h["Ulimits"][0]["Hard"] == 2048);
+  CHECK(h["LogConfig"]["Config"]["max-size"] == "10m");
+  CHECK_FALSE(h.contains("Privileged"));  // only what the definition asks for
+}
+
+TEST_CASE("docker: inspect answers become container info") {
+  const json j = json::parse(R"({"Id":"abc","Name":"/web","Created":"2026-11-24T01:00:00.5Z",
+    "Config":{"Image":"web:1","Labels":{"io.daemonlet.kind":"task"}},
+    "State":{"Status":"exited","ExitCode":137,"OOMKilled":true,"StartedAt":"2026-11-24T01:00:01.123456789Z",
+             "FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"unhealthy"}},
+    "HostConfig":{"Memory":67108864,"CpuShares":512,"NanoCpus":0}})");
+  auto r = docker::parseInspect(j);
+  REQUIRE(r.ok());
+  CHECK(r->name == "web");
+  CHECK(r->state == ContainerState::Exited);
+  CHECK(r->exitCode == 137);
+  CHECK(r->oomKilled);
+  CHECK(r->health == Health::Unhealthy);
+  CHECK(r->labels.at("io.daemonlet.kind") == "task");
+  CHECK(r->memoryBytes == 67108864);
+  CHECK_FALSE(r->nanoCpus);
+  CHECK_FALSE(r->finishedAt);  // Docker's zero time
+  REQUIRE(r->startedAt);
+  CHECK(std::chrono::duration_cast<std::chrono::nanoseconds>(r->startedAt->time_since_epoch()).count() % 1'000'000'000 == 123456789);
+  CHECK_FALSE(docker::parseInspect(json::object()).ok());
+}
+
+TEST_CASE("docker: events are recognised and engine attributes are not labels") {
+  auto die = docker::parseEvent(R"({"Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"143","image":"x","name":"n","io.daemonlet.family":"m"}},"time":1,"timeNano":1700000000123000000})");
+  REQUIRE(die);
+  CHECK(die->kind == RuntimeEvent::Kind::Exit);
+  CHECK(die->exitCode == 143);
+  CHECK(die->labels == Labels{{"io.daemonlet.family", "m"}});
+  auto health = docker::parseEvent(R"({"Type":"container","Action":"health_status: healthy","Actor":{"ID":"c1","Attributes":{}}})");
+  REQUIRE(health);
+  CHECK(health->kind == RuntimeEvent::Kind::HealthChanged);
+  CHECK(health->health == Health::Healthy);
+  CHECK_FALSE(docker::parseEvent(R"({"Type":"container","Action":"exec_start: sh","Actor":{"ID":"c1"}})"));
+  CHECK_FALSE(docker::parseEvent(R"({"Type":"network","Action":"connect"})"));
+  CHECK_FALSE(docker::parseEvent("not json"));
+}
+
+TEST_CASE("docker: label filters are URL-encoded JSON") {
+  CHECK(docker::filtersQuery({{"io.daemonlet.managed", "true"}}) == "%7B%22label%22%3A%5B%22io.daemonlet.managed%3Dtrue%22%5D%7D");
+}
