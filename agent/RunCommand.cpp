@@ -2,7 +2,13 @@
 
 #include <iostream>
 
+#include <csignal>
+#include <cstdlib>
+#include <functional>
+
+#include "agent/Agent.h"
 #include "agent/Logger.h"
+#include "runtime/DockerRuntime.h"
 #include "config/DefinitionDirectory.h"
 
 namespace daemonlet::agent {
@@ -36,10 +42,51 @@ int runAgent(const RunOptions& options) {
     log.error("config is invalid; not starting");
     return 1;
   }
-  log.configure(cfg.value->logLevel, cfg.value->logFormat);
-  log.error("daemonlet run: running containers is not implemented yet (needs the runtime adapter); "
-            "use 'daemonlet validate {}' to check definitions", cfg.value->source.path);
-  return 2;
+  config::AgentConfig config = *cfg.value;
+  log.configure(config.logLevel, config.logFormat);
+  if (config.source.type == config::SourceType::Http) {
+    log.error("source {}: the http control endpoint source is not implemented yet; use a definitions directory", config.source.url);
+    return 2;
+  }
+  if (config.runtime.type == config::RuntimeType::Containerd) {
+    log.error("runtime containerd: the containerd adapter is not implemented yet; use --runtime docker");
+    return 2;
+  }
+  if (config.instance.id == "auto") config.instance.id = detectInstanceId();
+
+  asio::io_context io;
+  runtime::DockerRuntime runtime(io.get_executor(), config::runtimeEndpoint(config));
+  Agent agent(io, config, {options.once, options.dryRun, options.drainOnExit, std::chrono::seconds(300)}, log, runtime);
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  int signalsSeen = 0;
+  std::function<void()> armSignals = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (++signalsSeen > 1) {
+        log.warn("second signal: exiting now; containers are left as they are");
+        std::_Exit(1);
+      }
+      log.info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+      agent.terminate();
+      armSignals();
+    });
+  };
+  armSignals();
+  int exitCode = 1;
+  asio::co_spawn(io, agent.run(), [&](std::exception_ptr e, int code) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log.error("agent loop failed: {}", ex.what());
+      }
+    } else {
+      exitCode = code;
+    }
+    io.stop();
+  });
+  io.run();
+  return exitCode;
 }
 
 int runStatus(const StatusCommand&) {

@@ -1,0 +1,288 @@
+#include "agent/Agent.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+
+namespace daemonlet::agent {
+namespace {
+
+using std::chrono::steady_clock;
+
+std::string owned(Kind kind, const std::string& owner) { return std::string(toString(kind)) + " " + owner; }
+
+double secondsBetween(TimePoint a, TimePoint b) { return std::chrono::duration<double>(b - a).count(); }
+
+}  // namespace
+
+Resources detectCapacity() {
+  Resources r;
+  r.cpu = static_cast<std::int64_t>(::sysconf(_SC_NPROCESSORS_ONLN)) * 1024;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    std::int64_t kib = 0;
+    meminfo >> kib;
+    if (key == "MemTotal:") {
+      r.memory = kib / 1024;
+      break;
+    }
+    meminfo.ignore(256, '\n');
+  }
+  return r;
+}
+
+std::string detectInstanceId() {
+  std::ifstream in("/etc/machine-id");
+  std::string id;
+  if (in >> id && !id.empty()) return id;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+Agent::Agent(asio::io_context& io, config::AgentConfig config, Options options, Logger& log, runtime::Runtime& runtime)
+    : io_(io),
+      config_(std::move(config)),
+      options_(options),
+      log_(log),
+      runtime_(runtime),
+      executor_(io.get_executor(), runtime, log, config_.instance.id),
+      wake_(io) {}
+
+Resources Agent::capacity() const {
+  return config_.instance.capacity.value_or(detectCapacity()) - config_.instance.reserved;
+}
+
+void Agent::wake() { wake_.cancel(); }
+
+void Agent::terminate() {
+  if (options_.drainOnExit) {
+    log_.info("SIGTERM with --drain-on-exit: draining application tasks, then daemons (limit {} s)", config_.drainTimeoutSeconds);
+    shutdown();
+    return;
+  }
+  terminating_ = true;
+  wake();
+}
+
+void Agent::drain() {
+  if (!drainRequested_) log_.info("drain requested: admitting nothing, stopping application tasks; daemons keep running");
+  drainRequested_ = true;
+  wake();
+}
+
+void Agent::shutdown() {
+  if (!shutdownRequested_) shutdownDeadline_ = steady_clock::now() + std::chrono::seconds(config_.drainTimeoutSeconds);
+  shutdownRequested_ = true;
+  wake();
+}
+
+asio::awaitable<bool> Agent::connect() {
+  std::chrono::milliseconds delay{500};
+  for (int attempt = 1;; ++attempt) {
+    auto version = co_await runtime_.version();
+    if (version) {
+      log_.info("runtime: {} {} (API {}) at {}", version->name, version->version, version->apiVersion, config::runtimeEndpoint(config_));
+      auto adopted = co_await executor_.refresh();
+      if (adopted) co_return true;
+      log_.warn("runtime: listing containers failed: {}", adopted.error().message);
+    } else {
+      log_.warn("runtime: {} (attempt {}; retrying in {} ms)", version.error().message, attempt, delay.count());
+      if (version.error().code == runtime::Error::Code::Unsupported) co_return false;
+    }
+    if (terminating_ || ((options_.once || options_.dryRun) && attempt >= 5)) co_return false;
+    wake_.expires_after(delay);
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    delay = std::min(delay * 2, std::chrono::milliseconds(10000));
+  }
+}
+
+asio::awaitable<int> Agent::run() {
+  log_.info("daemonlet {} starting: instance {}, cluster {}, source {} {}, runtime {} at {}", DAEMONLET_VERSION, config_.instance.id,
+            config_.instance.cluster, config::toString(config_.source.type),
+            config_.source.type == config::SourceType::Directory ? config_.source.path : config_.source.url,
+            config::toString(config_.runtime.type), config::runtimeEndpoint(config_));
+  if (!co_await connect()) {
+    log_.error("runtime: not reachable; giving up");
+    co_return 1;
+  }
+  const ObservedState adopted = executor_.observed();
+  std::size_t running = 0;
+  for (const auto& c : adopted.containers) running += c.running();
+  log_.info("adopted {} managed container(s), {} running: none is restarted (P5)", adopted.containers.size(), running);
+  bootAt_ = std::chrono::system_clock::now();
+
+  source_ = std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
+  source_->start([this](const config::DesiredState& state) {
+    desired_ = state;
+    haveDesired_ = true;
+    wake();
+  });
+  if (options_.dryRun) co_return printDryRun();
+
+  executor_.onChange([this] { wake(); });
+  executor_.onFailure([this](const Executor::Failure& f) {
+    Backoff& b = memory_.createFailures[f.containerName];
+    b.failures += 1;
+    b.reason = f.message;
+    b.retryAt = std::chrono::system_clock::now() + backoffDelay(b.failures);
+  });
+  runtime_.watch(Executor::managedSelector(),
+                 {[this](const runtime::RuntimeEvent& e) { executor_.applyEvent(e); },
+                  [this](const std::vector<runtime::ContainerInfo>& snapshot) { executor_.applySnapshot(snapshot); },
+                  [this](const runtime::Error& e) { log_.warn("runtime events: {}; reconnecting", e.message); }});
+
+  const auto onceDeadline = steady_clock::now() + options_.onceTimeout;
+  auto lastRefresh = steady_clock::now();
+  int exitCode = 0;
+  for (;;) {
+    if (terminating_) {
+      const auto left = executor_.observed().containers.size();
+      log_.info("stopping the agent only: {} managed container(s) keep running (P5)", left);
+      break;
+    }
+    if (haveDesired_) tick();
+    if (options_.once && lastPlan_.converged && executor_.idle()) {
+      log_.info("converged: phase {}", toString(phase_));
+      break;
+    }
+    if (options_.once && steady_clock::now() > onceDeadline) {
+      log_.error("not converged after {} s", options_.onceTimeout.count());
+      exitCode = 1;
+      break;
+    }
+    if (shutdownRequested_ && phase_ == Phase::Stopped && executor_.idle()) {
+      log_.info("shutdown complete: application tasks drained, daemons stopped");
+      break;
+    }
+    if (shutdownDeadline_ && steady_clock::now() > *shutdownDeadline_) {
+      log_.error("shutdown.drainTimeoutSeconds ({} s) passed in phase {}; exiting with work left", config_.drainTimeoutSeconds, toString(phase_));
+      exitCode = 1;
+      break;
+    }
+    if (steady_clock::now() - lastRefresh > std::chrono::seconds(60)) {
+      // Belt and braces next to the event stream: a full listing now and then.
+      lastRefresh = steady_clock::now();
+      auto r = co_await executor_.refresh();
+      if (!r) log_.warn("runtime: periodic resync failed: {}", r.error().message);
+      continue;
+    }
+    wake_.expires_after(std::chrono::seconds(1));
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  runtime_.stopWatching();
+  co_return exitCode;
+}
+
+void Agent::tick() {
+  const ObservedState observed = executor_.observed();
+  Inputs in{desired_, observed};
+  in.capacity = capacity();
+  in.phase = phase_;
+  in.drainRequested = drainRequested_;
+  in.shutdownRequested = shutdownRequested_;
+  in.taskActionsInFlight = executor_.inFlight(Kind::Task);
+  in.daemonActionsInFlight = executor_.inFlight(Kind::Daemon);
+  in.tasksConfirmedGone = tasksConfirmedGone_;
+  in.bootAt = bootAt_;
+  in.now = std::chrono::system_clock::now();
+  in.memory = memory_;
+  in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
+  Plan plan = reconcile(in);
+  // A decision repeats while its action is under way; say it once.
+  for (const auto& n : plan.notes) {
+    if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) == lastPlan_.notes.end()) log_.info("{}", n);
+  }
+  if (plan.phase != phase_) log_.info("phase {} -> {}", toString(phase_), toString(plan.phase));
+  phase_ = plan.phase;
+  memory_ = plan.memory;
+  logChanges(plan);
+  executor_.execute(plan.actions);
+  maybeConfirmDrained(plan);
+  lastPlan_ = std::move(plan);
+}
+
+// P4: before daemons stop, ask the runtime itself whether any application container is left.
+void Agent::maybeConfirmDrained(const Plan& plan) {
+  const bool draining = plan.phase == Phase::Draining || plan.phase == Phase::Drained;
+  const auto observed = executor_.observed();
+  const bool tasksRunning = std::any_of(observed.containers.begin(), observed.containers.end(),
+                                        [](const ObservedContainer& c) { return c.kind == Kind::Task && c.running(); });
+  if (tasksRunning) tasksConfirmedGone_ = false;
+  if (!draining || tasksConfirmedGone_ || confirming_ || tasksRunning || executor_.inFlight(Kind::Task)) return;
+  confirming_ = true;
+  asio::co_spawn(io_, confirmDrained(), asio::detached);
+}
+
+asio::awaitable<void> Agent::confirmDrained() {
+  // A named selector, not a braced list in the call: GCC 12 cannot place an
+  // initializer_list's backing array in a coroutine frame.
+  runtime::LabelSelector tasks = Executor::managedSelector();
+  tasks[label::kKind] = "task";
+  auto listed = co_await runtime_.list(std::move(tasks));
+  confirming_ = false;
+  if (!listed) {
+    log_.warn("drain: could not confirm with the runtime: {}", listed.error().message);
+    co_return;
+  }
+  const auto left = std::count_if(listed->begin(), listed->end(), [](const runtime::ContainerInfo& c) { return c.running(); });
+  if (left == 0) {
+    tasksConfirmedGone_ = true;
+    log_.info("drain: the runtime confirms no application container is running");
+  }
+  wake();
+}
+
+void Agent::logChanges(const Plan& plan) {
+  std::size_t critical = 0, criticalUp = 0;
+  for (const auto& d : plan.daemons) {
+    if (d.critical) ++critical;
+    if (d.critical && d.ready) ++criticalUp;
+  }
+  for (const auto& d : plan.daemons) {
+    std::string line = fmt::format("daemon {} r{} {}", d.family, d.revision, toString(d.status));
+    if (d.health != runtime::Health::None) line += fmt::format(" ({})", runtime::toString(d.health));
+    std::string& last = reported_[owned(Kind::Daemon, d.family)];
+    if (line == last) continue;
+    last = line;
+    if (d.ready && d.startedAt) {
+      line += fmt::format(" after {:.1f} s", secondsBetween(*d.startedAt, std::chrono::system_clock::now()));
+      line += fmt::format("; {}/{} critical daemons up", criticalUp, critical);
+    }
+    if (!d.lastError.empty()) line += ": " + d.lastError;
+    log_.info("{}", line);
+  }
+  for (const auto& t : plan.tasks) {
+    std::string line = fmt::format("task {} ({} r{}) {}", t.id, t.family, t.revision, toString(t.status));
+    if (!t.stoppedReason.empty()) line += ": " + t.stoppedReason;
+    std::string& last = reported_[owned(Kind::Task, t.id)];
+    if (line == last) continue;
+    last = line;
+    log_.info("{}", line);
+  }
+}
+
+int Agent::printDryRun() {
+  Inputs in{desired_, executor_.observed()};
+  in.capacity = capacity();
+  in.phase = Phase::Starting;
+  in.bootAt = bootAt_;
+  in.now = std::chrono::system_clock::now();
+  Plan plan = reconcile(in);
+  std::cout << fmt::format("dry run: phase {}, capacity {} CPU / {} MiB, daemons reserve {} CPU / {} MiB, available {} CPU / {} MiB\n",
+                           toString(plan.phase), plan.capacity.cpu, plan.capacity.memory, plan.daemonReserved.cpu,
+                           plan.daemonReserved.memory, plan.available.cpu, plan.available.memory);
+  for (const auto& n : plan.notes) std::cout << "note: " << n << '\n';
+  if (plan.actions.empty()) std::cout << "nothing to do\n";
+  for (const auto& a : plan.actions) std::cout << "would " << describe(a) << '\n';
+  for (const auto& d : plan.daemons) std::cout << fmt::format("daemon {} r{}: {}\n", d.family, d.revision, toString(d.status));
+  for (const auto& t : plan.tasks) {
+    std::cout << fmt::format("task {}: {}{}\n", t.id, toString(t.status), t.stoppedReason.empty() ? "" : " (" + t.stoppedReason + ")");
+  }
+  return 0;
+}
+
+}  // namespace daemonlet::agent

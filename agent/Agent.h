@@ -1,0 +1,81 @@
+#pragma once
+// The agent's run loop: everything on one io_context thread. It adopts what runs, loads
+// the desired state, re-plans on every change (and once a second), and carries the plan
+// out through the executor.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "agent/DirectorySource.h"
+#include "agent/Executor.h"
+#include "agent/Logger.h"
+#include "agent/Reconciler.h"
+#include "config/AgentConfig.h"
+#include "runtime/Runtime.h"
+
+namespace daemonlet::agent {
+
+class Agent {
+ public:
+  struct Options {
+    bool once = false;          // converge, then exit 0 (converged) or 1
+    bool dryRun = false;        // print the plan, touch nothing
+    bool drainOnExit = false;   // SIGTERM drains (applications, then daemons)
+    std::chrono::seconds onceTimeout{300};
+  };
+
+  Agent(asio::io_context& io, config::AgentConfig config, Options options, Logger& log, runtime::Runtime& runtime);
+
+  // Returns the process exit code.
+  asio::awaitable<int> run();
+
+  // SIGTERM/SIGINT. Without drainOnExit: exit promptly, every container left running (P5).
+  void terminate();
+  // Drain application tasks; daemons keep running.
+  void drain();
+  // Instance shutdown: drain, then stop daemons (P4).
+  void shutdown();
+
+  Phase phase() const { return phase_; }
+  const Plan& lastPlan() const { return lastPlan_; }
+
+ private:
+  asio::awaitable<bool> connect();
+  void tick();
+  void logChanges(const Plan& plan);
+  void maybeConfirmDrained(const Plan& plan);
+  asio::awaitable<void> confirmDrained();
+  void wake();
+  Resources capacity() const;
+  int printDryRun();
+
+  asio::io_context& io_;
+  config::AgentConfig config_;
+  Options options_;
+  Logger& log_;
+  runtime::Runtime& runtime_;
+  Executor executor_;
+  std::unique_ptr<DirectorySource> source_;
+  config::DesiredState desired_;
+  bool haveDesired_ = false;
+  Phase phase_ = Phase::Starting;
+  Memory memory_;
+  Plan lastPlan_;
+  TimePoint bootAt_;
+  bool terminating_ = false;
+  bool drainRequested_ = false;
+  bool shutdownRequested_ = false;
+  std::optional<std::chrono::steady_clock::time_point> shutdownDeadline_;
+  bool tasksConfirmedGone_ = false;
+  bool confirming_ = false;
+  asio::steady_timer wake_;
+  std::map<std::string, std::string> reported_;  // owner -> last status line logged
+};
+
+// CPUs x 1024 units and MemTotal in MiB, read from this machine.
+Resources detectCapacity();
+// /etc/machine-id, else the host name.
+std::string detectInstanceId();
+
+}  // namespace daemonlet::agent

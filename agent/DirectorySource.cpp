@@ -1,0 +1,82 @@
+#include "agent/DirectorySource.h"
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "config/DefinitionDirectory.h"
+
+namespace daemonlet::agent {
+
+DirectorySource::DirectorySource(asio::any_io_executor executor, std::string path, std::chrono::seconds poll, Logger& log)
+    : executor_(executor), path_(std::move(path)), poll_(poll), log_(log), pollTimer_(executor), settleTimer_(executor), buffer_(16384) {}
+
+DirectorySource::~DirectorySource() {
+  if (events_) events_->close();  // closes inotify_
+  else if (inotify_ >= 0) ::close(inotify_);
+}
+
+void DirectorySource::start(std::function<void(const config::DesiredState&)> onChange) {
+  onChange_ = std::move(onChange);
+  inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_ >= 0) {
+    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB;
+    for (const std::string& dir : {path_, path_ + "/daemons", path_ + "/tasks"}) ::inotify_add_watch(inotify_, dir.c_str(), mask);
+    events_.emplace(executor_, inotify_);
+    armInotify();
+  } else {
+    log_.warn("definitions {}: inotify unavailable; rescanning every {} s", path_, poll_.count());
+  }
+  reload();
+  armPoll();
+}
+
+void DirectorySource::armInotify() {
+  events_->async_read_some(asio::buffer(buffer_), [this](const boost::system::error_code& ec, std::size_t) {
+    if (ec) return;  // closed
+    // Editors write in several steps: let them finish before reading.
+    settleTimer_.expires_after(std::chrono::milliseconds(100));
+    settleTimer_.async_wait([this](const boost::system::error_code& e) {
+      if (!e) reload();
+    });
+    armInotify();
+  });
+}
+
+void DirectorySource::armPoll() {
+  pollTimer_.expires_after(poll_);
+  pollTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    reload();
+    armPoll();
+  });
+}
+
+std::string DirectorySource::fingerprint(const config::DesiredState& state) {
+  std::string out = config::toString(state.instanceStatus);
+  for (const auto& d : state.daemons) out += "|d:" + d.family + ":" + d.hash;
+  for (const auto& t : state.tasks) out += "|t:" + t.id + ":" + t.definition.hash;
+  return out;
+}
+
+void DirectorySource::reload() {
+  auto load = config::loadDefinitionDirectory(path_, loaded_ ? &state_ : nullptr);
+  std::string diagnostics;
+  for (const auto& d : load.diagnostics) diagnostics += d.format() + "\n";
+  if (diagnostics != lastDiagnostics_) {  // say it once, not every poll
+    for (const auto& d : load.diagnostics) {
+      if (d.severity == config::Severity::Error) log_.error("{}", d.format());
+      else log_.warn("{}", d.format());
+    }
+    lastDiagnostics_ = diagnostics;
+  }
+  const std::string print = fingerprint(load.state);
+  if (loaded_ && print == lastFingerprint_) return;
+  load.state.generation = state_.generation + 1;
+  state_ = std::move(load.state);
+  lastFingerprint_ = print;
+  loaded_ = true;
+  log_.info("definitions {}: {} daemon(s), {} task(s) (generation {})", path_, state_.daemons.size(), state_.tasks.size(), state_.generation);
+  if (onChange_) onChange_(state_);
+}
+
+}  // namespace daemonlet::agent

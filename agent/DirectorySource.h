@@ -1,0 +1,47 @@
+#pragma once
+// The directory source (DESIGN 3.4): reloads DIR/daemons and DIR/tasks when inotify says
+// something changed, and every pollSeconds in any case. A bad file is reported once and
+// its last good version keeps running (P6).
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "agent/Logger.h"
+#include "config/DesiredState.h"
+#include "runtime/Asio.h"
+
+namespace daemonlet::agent {
+
+class DirectorySource {
+ public:
+  DirectorySource(asio::any_io_executor executor, std::string path, std::chrono::seconds poll, Logger& log);
+  ~DirectorySource();
+
+  // Loads now and calls `onChange` whenever the desired state differs from the last one.
+  void start(std::function<void(const config::DesiredState&)> onChange);
+  const config::DesiredState& current() const { return state_; }
+  bool watching() const { return inotify_ >= 0; }
+
+ private:
+  void reload();
+  void armInotify();
+  void armPoll();
+  static std::string fingerprint(const config::DesiredState& state);
+
+  asio::any_io_executor executor_;
+  std::string path_;
+  std::chrono::seconds poll_;
+  Logger& log_;
+  int inotify_ = -1;
+  std::optional<asio::posix::stream_descriptor> events_;
+  asio::steady_timer pollTimer_;
+  asio::steady_timer settleTimer_;
+  std::vector<char> buffer_;
+  config::DesiredState state_;
+  bool loaded_ = false;
+  std::string lastFingerprint_;
+  std::string lastDiagnostics_;
+  std::function<void(const config::DesiredState&)> onChange_;
+};
+
+}  // namespace daemonlet::agent

@@ -1,0 +1,75 @@
+#pragma once
+// The agent's vocabulary (DESIGN 3.7): instance phases, task and daemon statuses, and the
+// containers it manages as read back from their labels (DESIGN 3.6).
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/Resources.h"
+#include "runtime/Container.h"
+
+namespace daemonlet::agent {
+
+using TimePoint = std::chrono::system_clock::time_point;
+using config::Resources;
+
+enum class Phase { Starting, DaemonsPending, Active, Draining, Drained, StoppingDaemons, Stopped };
+enum class Status { Pending, Activating, Running, Deactivating, Stopping, Stopped };
+enum class Kind { Daemon, Task };
+
+const char* toString(Phase phase);
+const char* toString(Status status);
+const char* toString(Kind kind);
+
+namespace label {
+inline constexpr const char* kManaged = "io.daemonlet.managed";
+inline constexpr const char* kKind = "io.daemonlet.kind";
+inline constexpr const char* kFamily = "io.daemonlet.family";
+inline constexpr const char* kRevision = "io.daemonlet.revision";
+inline constexpr const char* kHash = "io.daemonlet.hash";
+inline constexpr const char* kTaskId = "io.daemonlet.task-id";
+inline constexpr const char* kContainer = "io.daemonlet.container";
+inline constexpr const char* kInstance = "io.daemonlet.instance";
+// Not in the public contract: the reservation the group was admitted with, so that an
+// agent restarted with a changed definition still accounts for what runs.
+inline constexpr const char* kCpu = "io.daemonlet.reserved-cpu";
+inline constexpr const char* kMemory = "io.daemonlet.reserved-memory";
+}  // namespace label
+
+// One container the agent manages, as the runtime reports it.
+struct ObservedContainer {
+  std::string id;
+  std::string name;
+  Kind kind = Kind::Task;
+  std::string family;
+  std::int64_t revision = 0;
+  std::string hash;
+  std::string taskId;     // tasks only
+  std::string container;  // its name inside the definition
+  Resources reservation;  // of the whole task/daemon it belongs to
+  runtime::ContainerState state = runtime::ContainerState::Unknown;
+  int exitCode = 0;
+  bool oomKilled = false;
+  runtime::Health health = runtime::Health::None;
+  std::optional<TimePoint> createdAt;
+  std::optional<TimePoint> startedAt;
+  std::optional<TimePoint> finishedAt;
+
+  bool running() const;
+  bool exited() const;
+  bool neverStarted() const { return state == runtime::ContainerState::Created; }
+  // The key that groups the containers of one copy: a daemon revision or a task run.
+  std::string owner() const { return kind == Kind::Daemon ? family : taskId; }
+};
+
+// nullopt for containers without daemonlet's labels.
+std::optional<ObservedContainer> observe(const runtime::ContainerInfo& info);
+
+struct ObservedState {
+  std::vector<ObservedContainer> containers;
+};
+
+}  // namespace daemonlet::agent

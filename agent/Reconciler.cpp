@@ -1,0 +1,656 @@
+#include "agent/Reconciler.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "agent/ContainerSpecBuilder.h"
+#include "config/Resources.h"
+
+namespace daemonlet::agent {
+namespace {
+
+using config::ContainerDefinition;
+using config::DependencyCondition;
+using config::TaskDefinition;
+using std::chrono::seconds;
+
+// The containers of one copy of a daemon revision or of one task run.
+struct Group {
+  std::string hash;
+  std::int64_t revision = 0;
+  Resources reservation;
+  std::vector<const ObservedContainer*> containers;
+
+  const ObservedContainer* find(const std::string& name) const {
+    for (const auto* c : containers) {
+      if (c->container == name) return c;
+    }
+    return nullptr;
+  }
+  bool anyRunning() const {
+    return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return c->running(); });
+  }
+  // Holds resources and a name until every container has exited.
+  bool live() const {
+    return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return !c->exited(); });
+  }
+  TimePoint firstCreated() const {
+    TimePoint first = TimePoint::max();
+    for (const auto* c : containers) first = std::min(first, c->createdAt.value_or(TimePoint::max()));
+    return first;
+  }
+  // Running, and not failing a health check it declares: good enough to stand in for
+  // its family while a new revision comes up.
+  bool serving() const {
+    return anyRunning() && std::none_of(containers.begin(), containers.end(), [](const auto* c) {
+             return c->running() && (c->health == runtime::Health::Unhealthy || c->health == runtime::Health::Starting);
+           });
+  }
+};
+
+using Groups = std::map<std::string, Group>;  // by hash
+
+std::map<std::string, Groups> groupContainers(const ObservedState& observed, Kind kind) {
+  std::map<std::string, Groups> out;
+  for (const auto& c : observed.containers) {
+    if (c.kind != kind) continue;
+    Group& g = out[c.owner()][c.hash];
+    g.hash = c.hash;
+    g.revision = c.revision;
+    g.reservation = c.reservation;
+    g.containers.push_back(&c);
+  }
+  return out;
+}
+
+// Where one copy stands against its definition.
+struct Progress {
+  bool ready = false;   // every essential container RUNNING (HEALTHY where declared)
+  bool failed = false;  // an essential container exited, or a dependency never can be met
+  std::string reason;
+  bool oomKilled = false;
+};
+
+bool healthyEnough(const ContainerDefinition& def, const ObservedContainer& c) {
+  return c.running() && (!def.healthCheck || c.health == runtime::Health::Healthy);
+}
+
+class Planner {
+ public:
+  explicit Planner(const Inputs& in) : in_(in) {
+    plan_.memory = in.memory;
+    daemons_ = groupContainers(in.observed, Kind::Daemon);
+    tasks_ = groupContainers(in.observed, Kind::Task);
+  }
+
+  Plan run() {
+    const bool shutdown = in_.shutdownRequested;
+    const bool draining = shutdown || in_.drainRequested || in_.desired.instanceStatus == config::InstanceStatus::Draining;
+    plan_.phase = nextPhase(draining, shutdown);
+    const bool stopDaemons = plan_.phase == Phase::StoppingDaemons || plan_.phase == Phase::Stopped;
+
+    rollDaemons(stopDaemons);
+    gateApplications();
+    if (!draining && plan_.phase == Phase::DaemonsPending && plan_.memory.gateOpenedAt) plan_.phase = Phase::Active;
+    accountResources();
+    if (draining) drain();
+    else admitTasks();
+    removeUndesired(stopDaemons);
+    plan_.converged = converged();
+    return std::move(plan_);
+  }
+
+ private:
+  // ---- phase -------------------------------------------------------------------------
+
+  bool anyRunning(Kind kind) const {
+    return std::any_of(in_.observed.containers.begin(), in_.observed.containers.end(),
+                       [&](const ObservedContainer& c) { return c.kind == kind && c.running(); });
+  }
+
+  // DESIGN 3.7: STARTING -> DAEMONS_PENDING -> ACTIVE -> DRAINING -> DRAINED ->
+  // STOPPING_DAEMONS -> STOPPED. Daemons are stopped only on shutdown, and only once the
+  // runtime has confirmed no application container is left (P4).
+  Phase nextPhase(bool draining, bool shutdown) const {
+    const Phase current = in_.phase;
+    if (!draining) return in_.memory.gateOpenedAt ? Phase::Active : Phase::DaemonsPending;
+    const bool appsLeft = anyRunning(Kind::Task) || in_.taskActionsInFlight || !in_.tasksConfirmedGone;
+    if (current == Phase::StoppingDaemons || current == Phase::Stopped) {
+      return anyRunning(Kind::Daemon) || in_.daemonActionsInFlight ? Phase::StoppingDaemons : Phase::Stopped;
+    }
+    if (appsLeft) return Phase::Draining;
+    if (shutdown && current == Phase::Drained) return Phase::StoppingDaemons;
+    return Phase::Drained;
+  }
+
+  // ---- daemons (P1, DESIGN 4) ---------------------------------------------------------
+
+  void rollDaemons(bool stopAll) {
+    for (const auto& def : in_.desired.daemons) {
+      Groups& groups = daemons_[def.family];
+      DaemonStatus status;
+      status.family = def.family;
+      status.revision = def.revision;
+      status.hash = def.hash;
+      status.critical = def.critical;
+      status.restarts = in_.memory.restartCounts.count(def.family) ? in_.memory.restartCounts.at(def.family) : 0;
+      if (stopAll) {
+        stopGroups(Kind::Daemon, def.family, groups, &def, "instance shutdown: applications drained");
+        status.status = anyLive(groups) ? Status::Stopping : Status::Stopped;
+        fillContainers(status.containers, groups, def.hash);
+        plan_.daemons.push_back(std::move(status));
+        continue;
+      }
+      rollDaemon(def, groups, status);
+      plan_.daemons.push_back(std::move(status));
+    }
+  }
+
+  void rollDaemon(const TaskDefinition& def, Groups& groups, DaemonStatus& status) {
+    auto currentIt = groups.find(def.hash);
+    Group* current = currentIt == groups.end() ? nullptr : &currentIt->second;
+    std::vector<Group*> olds;
+    for (auto& [hash, g] : groups) {
+      if (hash != def.hash) olds.push_back(&g);
+    }
+    // Newest revision first: that one stands in while the new one comes up.
+    std::sort(olds.begin(), olds.end(), [](const Group* a, const Group* b) { return a->revision > b->revision; });
+    Group* standIn = nullptr;
+    for (Group* g : olds) {
+      if (g->serving()) {
+        standIn = g;
+        break;
+      }
+    }
+
+    Backoff* failedRollout = nullptr;
+    if (auto it = plan_.memory.failedRollouts.find(def.family); it != plan_.memory.failedRollouts.end() && it->second.hash == def.hash)
+      failedRollout = &it->second;
+    if (failedRollout) status.lastError = failedRollout->reason;
+
+    Progress progress;
+    if (!current) {
+      const bool waiting = failedRollout && in_.now < failedRollout->retryAt;
+      if (!waiting) {
+        if (standIn && standIn->revision == def.revision)
+          note("daemon {}: definition changed but revision r{} was not bumped; rolling out all the same", def.family, def.revision);
+        if (standIn) note("daemon {}: rolling out r{} beside r{}", def.family, def.revision, standIn->revision);
+        static const Group empty;
+        advance(Kind::Daemon, def.family, def, empty, "");
+      }
+      status.status = Status::Pending;
+    } else {
+      progress = advance(Kind::Daemon, def.family, def, *current, "");
+      if (!progress.failed && !progress.ready && standIn && in_.now - current->firstCreated() > startTimeout(def)) {
+        progress.failed = true;
+        progress.reason = fmt::format("not RUNNING{} within {} s", hasHealthCheck(def) ? " and HEALTHY" : "", startTimeout(def).count());
+      }
+      if (progress.failed && standIn) {
+        failRollout(def, *current, progress.reason, standIn->revision);
+        status.lastError = progress.reason;
+        status.status = Status::Activating;
+      } else if (progress.failed) {
+        restartDaemon(def, *current, progress);
+        status.status = Status::Activating;
+        status.lastError = progress.reason;
+      } else {
+        status.status = progress.ready ? Status::Running : Status::Activating;
+        if (progress.ready) plan_.memory.failedRollouts.erase(def.family);
+      }
+    }
+
+    status.ready = progress.ready;
+    status.health = daemonHealth(def, current);
+    if (current) status.startedAt = firstStarted(*current);
+    if (status.lastError.empty()) status.lastError = createError(Kind::Daemon, def);
+    fillContainers(status.containers, groups, def.hash);
+
+    // P1: once the new copy is up every other copy goes; while it comes up, only the
+    // newest serving old copy stays.
+    for (Group* g : olds) {
+      if (progress.ready) stopGroup(Kind::Daemon, def.family, *g, nullptr, fmt::format("replaced by r{}", def.revision));
+      else if (g != standIn) stopGroup(Kind::Daemon, def.family, *g, nullptr, "extra copy");
+      if (!g->live()) removeGroup(Kind::Daemon, def.family, *g);
+    }
+    standIns_[def.family] = standIn != nullptr && !progress.ready;
+  }
+
+  void failRollout(const TaskDefinition& def, const Group& current, const std::string& reason, std::int64_t keeping) {
+    Backoff& b = plan_.memory.failedRollouts[def.family];
+    if (b.hash != def.hash) b = Backoff{};
+    b.failures += 1;
+    b.hash = def.hash;
+    b.reason = fmt::format("rollout of r{} failed: {}", def.revision, reason);
+    b.retryAt = in_.now + backoffDelay(b.failures);
+    note("daemon {}: {}; r{} keeps running; retry in {} s", def.family, b.reason, keeping, backoffDelay(b.failures).count());
+    stopGroup(Kind::Daemon, def.family, current, &def, "failed rollout");
+    for (const auto* c : current.containers) {
+      if (c->exited() || c->neverStarted()) addRemove(Kind::Daemon, def.family, *c);
+    }
+  }
+
+  // An essential container exited with no older copy to stand in: start it again after
+  // the backoff. Application tasks keep running (P2: the gate opened once per boot).
+  void restartDaemon(const TaskDefinition& def, const Group& current, const Progress& progress) {
+    Backoff& b = plan_.memory.restarts[def.family];
+    if (in_.now < b.retryAt) return;
+    if (b.failures > 0 && in_.now - b.retryAt > std::chrono::minutes(10)) b.failures = 0;  // stable for a while
+    b.failures += 1;
+    b.reason = progress.reason;
+    b.retryAt = in_.now + backoffDelay(b.failures);
+    plan_.memory.restartCounts[def.family] += 1;
+    note("daemon {} r{}: {}; restarting (attempt {}, next backoff {} s)", def.family, def.revision, progress.reason,
+         b.failures, backoffDelay(b.failures).count());
+    for (const auto& c : def.containers) {
+      const ObservedContainer* oc = current.find(c.name);
+      if (oc && oc->exited() && c.essential) addStart(Kind::Daemon, def.family, *oc, "restart after exit");
+    }
+  }
+
+  // ---- one copy toward running, in dependsOn order --------------------------------------
+
+  // Creates what is missing and starts what may start. `group` may be empty.
+  Progress advance(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId) {
+    Progress p;
+    p.ready = true;
+    for (const auto& c : def.containers) {
+      const ObservedContainer* oc = group.find(c.name);
+      if (c.essential && (!oc || !healthyEnough(c, *oc))) p.ready = false;
+      if (oc && c.essential && oc->exited()) {
+        p.failed = true;
+        p.oomKilled = p.oomKilled || oc->oomKilled;
+        p.reason = fmt::format("essential container {} exited with code {}{}", c.name, oc->exitCode, oc->oomKilled ? " (OOM-killed)" : "");
+      }
+      if (oc && !oc->neverStarted()) continue;
+      std::string blocked;
+      for (const auto& d : c.dependsOn) {
+        const ObservedContainer* dep = group.find(d.containerName);
+        const std::string why = dependencyProblem(d, dep);
+        if (why == "never") {
+          p.failed = true;
+          p.reason = fmt::format("container {} cannot start: {} exited with code {} ({} required)", c.name, d.containerName,
+                                 dep ? dep->exitCode : -1, config::toString(d.condition));
+        }
+        if (!why.empty()) blocked = why;
+      }
+      for (const auto& v : c.volumesFrom) {
+        if (!group.find(v.sourceContainer)) blocked = "volumes";
+      }
+      const std::string name = containerName(kind, def, taskId, c.name);
+      if (backingOff(name)) continue;
+      if (!oc) {
+        // Created as soon as its volume sources exist, started once its dependencies allow.
+        if (blocked != "volumes") addCreate(kind, owner, def, c, name);
+      } else if (blocked.empty()) {
+        addStart(kind, owner, *oc, "dependencies met");
+      }
+    }
+    return p;
+  }
+
+  // "" = satisfied, "wait" = not yet, "never" = cannot be any more.
+  static std::string dependencyProblem(const config::ContainerDependency& d, const ObservedContainer* dep) {
+    if (!dep) return "wait";
+    switch (d.condition) {
+      case DependencyCondition::Start: return dep->running() || dep->exited() ? "" : "wait";
+      case DependencyCondition::Complete: return dep->exited() ? "" : "wait";
+      case DependencyCondition::Success: return !dep->exited() ? "wait" : dep->exitCode == 0 ? "" : "never";
+      case DependencyCondition::Healthy:
+        if (dep->exited()) return "never";
+        return dep->health == runtime::Health::Healthy ? "" : "wait";
+    }
+    return "wait";
+  }
+
+  // ---- the slot gate (P2) ---------------------------------------------------------------
+
+  void gateApplications() {
+    if (plan_.memory.gateOpenedAt) return;
+    int critical = 0, up = 0;
+    std::vector<std::string> waiting;
+    for (const auto& d : plan_.daemons) {
+      if (!d.critical) continue;
+      ++critical;
+      // During a rollout the old copy still serves: the family is up.
+      if (d.ready || standIns_[d.family]) ++up;
+      else waiting.push_back(d.family);
+    }
+    if (up == critical) {
+      plan_.memory.gateOpenedAt = in_.now;
+      plan_.memory.gateReason = fmt::format("{}/{} critical daemons up", up, critical);
+      note("slot gate open: {}", plan_.memory.gateReason);
+    } else if (in_.settings.slotGateTimeout.count() > 0 && in_.now - in_.bootAt >= in_.settings.slotGateTimeout) {
+      plan_.memory.gateOpenedAt = in_.now;
+      plan_.memory.gateReason = fmt::format("timeout after {} s with {}/{} critical daemons up (waiting for {})",
+                                            in_.settings.slotGateTimeout.count(), up, critical, fmt::join(waiting, ", "));
+      note("WARNING: slot gate opened by slotGate.timeoutSeconds: {}", plan_.memory.gateReason);
+    }
+  }
+
+  // ---- resources (P3) -----------------------------------------------------------------
+
+  void accountResources() {
+    plan_.capacity = in_.capacity;
+    Resources daemons;
+    for (const auto& def : in_.desired.daemons) daemons += config::reservationOf(def);
+    // Overlap during a rollout: both copies hold their reservation.
+    for (const auto& [family, groups] : daemons_) {
+      const TaskDefinition* def = in_.desired.daemon(family);
+      for (const auto& [hash, g] : groups) {
+        if ((!def || hash != def->hash) && g.live()) daemons += g.reservation;
+      }
+    }
+    plan_.daemonReserved = daemons;
+    Resources used;
+    for (const auto& [id, groups] : tasks_) {
+      for (const auto& [hash, g] : groups) {
+        if (g.live()) used += g.reservation;
+      }
+    }
+    available_ = in_.capacity - daemons - used;
+  }
+
+  // ---- application tasks (P2, P3) ------------------------------------------------------
+
+  void admitTasks() {
+    std::vector<const config::ApplicationTask*> ordered;
+    for (const auto& t : in_.desired.tasks) ordered.push_back(&t);
+    std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+    const bool gateOpen = plan_.memory.gateOpenedAt.has_value();
+    for (const auto* task : ordered) {
+      const TaskDefinition& def = task->definition;
+      Groups& groups = tasks_[task->id];
+      TaskStatus status = taskStatus(*task);
+      Group* current = nullptr;
+      bool staleLeft = false;
+      for (auto& [hash, g] : groups) {
+        if (hash == def.hash) {
+          current = &g;
+          continue;
+        }
+        // A task changed under the same id: the old run goes first, no overlap.
+        stopGroup(Kind::Task, task->id, g, nullptr, "definition changed");
+        if (!g.live()) removeGroup(Kind::Task, task->id, g);
+        staleLeft = true;
+      }
+      if (current) {
+        Progress p;
+        if (gateOpen) p = advance(Kind::Task, task->id, def, *current, task->id);
+        else p = inspectOnly(def, *current);
+        if (p.failed) {
+          // The control plane decides about new tasks: a stopped task stays stopped.
+          stopGroup(Kind::Task, task->id, *current, &def, "essential container exited");
+          status.status = current->anyRunning() ? Status::Stopping : Status::Stopped;
+          status.stoppedReason = "Essential container in task exited: " + p.reason;
+        } else {
+          status.status = p.ready ? Status::Running : Status::Activating;
+        }
+        fillContainers(status.containers, groups, def.hash);
+      } else if (staleLeft) {
+        status.status = Status::Pending;
+      } else if (!gateOpen) {
+        status.status = Status::Pending;
+        status.stoppedReason = "";
+      } else {
+        const Resources need = config::reservationOf(def);
+        if (need.fitsIn(available_)) {
+          available_ -= need;
+          note("task {}: admitted ({} CPU units, {} MiB)", task->id, need.cpu, need.memory);
+          static const Group empty;
+          advance(Kind::Task, task->id, def, empty, task->id);
+          status.status = Status::Activating;
+        } else {
+          status.status = Status::Stopped;
+          status.stoppedReason = need.memory > available_.memory ? "RESOURCE:MEMORY" : "RESOURCE:CPU";
+        }
+      }
+      plan_.tasks.push_back(std::move(status));
+    }
+    plan_.available = available_;
+  }
+
+  Progress inspectOnly(const TaskDefinition& def, const Group& group) const {
+    Progress p;
+    p.ready = true;
+    for (const auto& c : def.containers) {
+      const ObservedContainer* oc = group.find(c.name);
+      if (c.essential && (!oc || !healthyEnough(c, *oc))) p.ready = false;
+      if (oc && c.essential && oc->exited()) {
+        p.failed = true;
+        p.reason = fmt::format("essential container {} exited with code {}", c.name, oc->exitCode);
+      }
+    }
+    return p;
+  }
+
+  // ---- drain (P4) -------------------------------------------------------------------------
+
+  void drain() {
+    for (const auto& task : in_.desired.tasks) {
+      Groups& groups = tasks_[task.id];
+      TaskStatus status = taskStatus(task);
+      for (auto& [hash, g] : groups) {
+        stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "instance draining");
+      }
+      status.status = anyRunningIn(groups) ? Status::Deactivating : Status::Stopped;
+      if (status.status == Status::Stopped) status.stoppedReason = "Instance drained";
+      fillContainers(status.containers, groups, task.definition.hash);
+      plan_.tasks.push_back(std::move(status));
+    }
+    plan_.available = available_;
+  }
+
+  // ---- removals ---------------------------------------------------------------------------
+
+  // Tasks and daemons gone from the desired state: stopped, then removed; tasks first.
+  void removeUndesired(bool daemonsAlreadyStopping) {
+    bool undesiredTaskRunning = false;
+    for (auto& [id, groups] : tasks_) {
+      if (in_.desired.task(id)) continue;
+      for (auto& [hash, g] : groups) {
+        stopGroup(Kind::Task, id, g, nullptr, "no longer desired");
+        if (!g.live()) removeGroup(Kind::Task, id, g);
+        undesiredTaskRunning = undesiredTaskRunning || g.anyRunning();
+      }
+    }
+    for (auto& [family, groups] : daemons_) {
+      if (in_.desired.daemon(family)) continue;
+      DaemonStatus status;
+      status.family = family;
+      status.status = anyLive(groups) ? Status::Stopping : Status::Stopped;
+      if (!groups.empty()) status.revision = groups.begin()->second.revision;
+      fillContainers(status.containers, groups, "");
+      plan_.daemons.push_back(std::move(status));
+      if (undesiredTaskRunning && !daemonsAlreadyStopping) continue;
+      for (auto& [hash, g] : groups) {
+        stopGroup(Kind::Daemon, family, g, nullptr, "no longer desired");
+        if (!g.live()) removeGroup(Kind::Daemon, family, g);
+      }
+    }
+  }
+
+  // ---- actions ------------------------------------------------------------------------------
+
+  void stopGroups(Kind kind, const std::string& owner, const Groups& groups, const TaskDefinition* def, const std::string& why) {
+    for (const auto& [hash, g] : groups) stopGroup(kind, owner, g, def && hash == def->hash ? def : nullptr, why);
+  }
+
+  void stopGroup(Kind kind, const std::string& owner, const Group& g, const TaskDefinition* def, const std::string& why) {
+    for (const auto* c : g.containers) {
+      if (!c->running()) continue;
+      Action a;
+      a.type = Action::Type::Stop;
+      a.kind = kind;
+      a.owner = owner;
+      a.containerId = c->id;
+      a.containerName = c->name;
+      a.stopTimeout = in_.settings.defaultStopTimeout;
+      if (def) {
+        if (const ContainerDefinition* cd = def->container(c->container); cd && cd->stopTimeoutSeconds) a.stopTimeout = seconds(*cd->stopTimeoutSeconds);
+      }
+      a.reason = why;
+      plan_.actions.push_back(std::move(a));
+    }
+  }
+
+  void removeGroup(Kind kind, const std::string& owner, const Group& g) {
+    for (const auto* c : g.containers) addRemove(kind, owner, *c);
+  }
+
+  void addRemove(Kind kind, const std::string& owner, const ObservedContainer& c) {
+    Action a;
+    a.type = Action::Type::Remove;
+    a.kind = kind;
+    a.owner = owner;
+    a.containerId = c.id;
+    a.containerName = c.name;
+    a.reason = "stopped";
+    plan_.actions.push_back(std::move(a));
+  }
+
+  void addStart(Kind kind, const std::string& owner, const ObservedContainer& c, const std::string& why) {
+    Action a;
+    a.type = Action::Type::Start;
+    a.kind = kind;
+    a.owner = owner;
+    a.containerId = c.id;
+    a.containerName = c.name;
+    a.reason = why;
+    plan_.actions.push_back(std::move(a));
+  }
+
+  void addCreate(Kind kind, const std::string& owner, const TaskDefinition& def, const ContainerDefinition& c, const std::string& name) {
+    Action a;
+    a.type = Action::Type::Create;
+    a.kind = kind;
+    a.owner = owner;
+    a.containerName = name;
+    a.container = c.name;
+    a.definition = def;
+    a.reason = fmt::format("{} r{}", def.family, def.revision);
+    plan_.actions.push_back(std::move(a));
+  }
+
+  bool backingOff(const std::string& containerName) const {
+    auto it = plan_.memory.createFailures.find(containerName);
+    return it != plan_.memory.createFailures.end() && in_.now < it->second.retryAt;
+  }
+
+  std::string createError(Kind kind, const TaskDefinition& def) const {
+    for (const auto& c : def.containers) {
+      auto it = plan_.memory.createFailures.find(containerName(kind, def, "", c.name));
+      if (it != plan_.memory.createFailures.end()) return it->second.reason;
+    }
+    return "";
+  }
+
+  // ---- reporting ----------------------------------------------------------------------------
+
+  TaskStatus taskStatus(const config::ApplicationTask& task) const {
+    TaskStatus s;
+    s.id = task.id;
+    s.family = task.definition.family;
+    s.revision = task.definition.revision;
+    return s;
+  }
+
+  static void fillContainers(std::vector<ContainerStatus>& out, const Groups& groups, const std::string& preferredHash) {
+    for (const auto& [hash, g] : groups) {
+      if (!preferredHash.empty() && hash != preferredHash && groups.count(preferredHash)) continue;
+      for (const auto* c : g.containers) {
+        ContainerStatus s{c->container, c->id, runtime::toString(c->state), std::nullopt};
+        if (c->exited()) s.exitCode = c->exitCode;
+        out.push_back(std::move(s));
+      }
+    }
+  }
+
+  static runtime::Health daemonHealth(const TaskDefinition& def, const Group* g) {
+    if (!hasHealthCheck(def)) return runtime::Health::None;
+    if (!g) return runtime::Health::Starting;
+    for (const auto& c : def.containers) {
+      const ObservedContainer* oc = g->find(c.name);
+      if (c.healthCheck && (!oc || oc->health != runtime::Health::Healthy)) return oc ? oc->health : runtime::Health::Starting;
+    }
+    return runtime::Health::Healthy;
+  }
+
+  static bool hasHealthCheck(const TaskDefinition& def) {
+    return std::any_of(def.containers.begin(), def.containers.end(), [](const auto& c) { return c.healthCheck.has_value(); });
+  }
+
+  seconds startTimeout(const TaskDefinition& def) const {
+    seconds longest{0};
+    for (const auto& c : def.containers) {
+      if (c.startTimeoutSeconds) longest = std::max(longest, seconds(*c.startTimeoutSeconds));
+    }
+    return longest.count() > 0 ? longest : in_.settings.defaultStartTimeout;
+  }
+
+  static std::optional<TimePoint> firstStarted(const Group& g) {
+    std::optional<TimePoint> first;
+    for (const auto* c : g.containers) {
+      if (c->startedAt && (!first || *c->startedAt < *first)) first = c->startedAt;
+    }
+    return first;
+  }
+
+  static bool anyLive(const Groups& groups) {
+    return std::any_of(groups.begin(), groups.end(), [](const auto& kv) { return kv.second.live(); });
+  }
+  static bool anyRunningIn(const Groups& groups) {
+    return std::any_of(groups.begin(), groups.end(), [](const auto& kv) { return kv.second.anyRunning(); });
+  }
+
+  bool converged() const {
+    if (!plan_.actions.empty()) return false;
+    for (const auto& d : plan_.daemons) {
+      const bool settled = in_.desired.daemon(d.family) ? (d.ready || plan_.phase == Phase::Stopped) : d.status == Status::Stopped;
+      if (!settled) return false;
+    }
+    for (const auto& [family, groups] : daemons_) {
+      const TaskDefinition* def = in_.desired.daemon(family);
+      if (def && groups.size() > 1) return false;  // an old copy is still around
+    }
+    for (const auto& t : plan_.tasks) {
+      if (t.status != Status::Running && t.status != Status::Stopped) return false;
+    }
+    return plan_.phase == Phase::Active || plan_.phase == Phase::Drained || plan_.phase == Phase::Stopped;
+  }
+
+  template <class... Args>
+  void note(fmt::format_string<Args...> f, Args&&... args) {
+    plan_.notes.push_back(fmt::format(f, std::forward<Args>(args)...));
+  }
+
+  const Inputs& in_;
+  Plan plan_;
+  std::map<std::string, Groups> daemons_;
+  std::map<std::string, Groups> tasks_;
+  std::map<std::string, bool> standIns_;
+  Resources available_;
+};
+
+}  // namespace
+
+std::chrono::seconds backoffDelay(int failures) {
+  if (failures <= 0) return seconds(0);
+  const int shift = std::min(failures - 1, 9);  // 2^9 s > 5 min
+  return std::min(seconds(1LL << shift), seconds(300));
+}
+
+Plan reconcile(const Inputs& inputs) { return Planner(inputs).run(); }
+
+std::string describe(const Action& a) {
+  switch (a.type) {
+    case Action::Type::Create: return fmt::format("create {} ({})", a.containerName, a.reason);
+    case Action::Type::Start: return fmt::format("start {} ({})", a.containerName, a.reason);
+    case Action::Type::Stop: return fmt::format("stop {} within {} s ({})", a.containerName, a.stopTimeout.count(), a.reason);
+    case Action::Type::Remove: return fmt::format("remove {} ({})", a.containerName, a.reason);
+  }
+  return "?";
+}
+
+}  // namespace daemonlet::agent

@@ -1,0 +1,127 @@
+#pragma once
+// The pure heart of the agent (DESIGN 2): desired state, observed containers, resources,
+// phase and time in; the actions to take and what to report out. No I/O, no clock reads.
+// Every ordering promise (P1-P4) is decided here:
+//   gateApplications  P2  no application container before every critical daemon is up
+//   rollDaemons       P1  one copy per family; start-new-then-stop-old; restarts with backoff
+//   admitTasks        P3  tasks admitted by id while their reservation fits
+//   drain             P4  applications stop first; daemons only once none is left
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/Model.h"
+#include "config/DesiredState.h"
+
+namespace daemonlet::agent {
+
+// Exponential backoff: 1 s doubling, capped at 5 min (DESIGN 4).
+struct Backoff {
+  int failures = 0;
+  TimePoint retryAt{};
+  std::string reason;
+  std::string hash;  // rollouts: the revision that failed
+};
+
+std::chrono::seconds backoffDelay(int failures);
+
+// What the agent remembers between plans that the runtime cannot tell it. Lost on an
+// agent restart, which is safe: everything here only delays or explains.
+struct Memory {
+  std::optional<TimePoint> gateOpenedAt;
+  std::string gateReason;
+  std::map<std::string, Backoff> restarts;        // daemon family -> restart backoff
+  std::map<std::string, int> restartCounts;       // daemon family -> restarts this boot
+  std::map<std::string, Backoff> failedRollouts;  // daemon family -> failed revision
+  std::map<std::string, Backoff> createFailures;  // container name -> failed create/start
+};
+
+struct Settings {
+  std::chrono::seconds slotGateTimeout{0};  // 0 = wait for the daemons however long
+  std::chrono::seconds defaultStopTimeout{30};
+  std::chrono::seconds defaultStartTimeout{120};  // a new daemon revision must be up by then
+};
+
+struct Inputs {
+  Inputs(const config::DesiredState& d, const ObservedState& o) : desired(d), observed(o) {}
+
+  const config::DesiredState& desired;
+  const ObservedState& observed;
+  Resources capacity{};  // offered to daemons and tasks: total minus instance.reserved
+  Phase phase = Phase::Starting;
+  bool drainRequested = false;     // daemonlet drain / API
+  bool shutdownRequested = false;  // system shutdown or --drain-on-exit
+  // P4 "confirm with the runtime": daemons stop only after a fresh listing showed no
+  // application container running and none is being started.
+  bool taskActionsInFlight = false;
+  bool tasksConfirmedGone = false;
+  bool daemonActionsInFlight = false;
+  TimePoint bootAt{};  // when this agent started waiting for daemons
+  TimePoint now{};
+  Memory memory;
+  Settings settings;
+};
+
+struct Action {
+  enum class Type { Create, Start, Stop, Remove };
+  Type type = Type::Create;
+  Kind kind = Kind::Task;
+  std::string owner;          // daemon family or task id
+  std::string containerId;    // Start, Stop, Remove
+  std::string containerName;  // the runtime name; for Create the name to give
+  std::string container;      // Create: the container's name in the definition
+  std::optional<config::TaskDefinition> definition;  // Create only
+  std::chrono::seconds stopTimeout{30};
+  std::string reason;  // why, for the log
+};
+
+struct ContainerStatus {
+  std::string name;  // in the definition
+  std::string id;
+  std::string status;  // the runtime's word: created, running, exited, ...
+  std::optional<int> exitCode;
+};
+
+struct DaemonStatus {
+  std::string family;
+  std::int64_t revision = 0;
+  std::string hash;
+  bool critical = true;
+  Status status = Status::Pending;
+  runtime::Health health = runtime::Health::None;  // None = declares no health check
+  bool ready = false;  // RUNNING, and HEALTHY where declared
+  std::vector<ContainerStatus> containers;
+  std::optional<TimePoint> startedAt;
+  int restarts = 0;
+  std::string lastError;
+};
+
+struct TaskStatus {
+  std::string id;
+  std::string family;
+  std::int64_t revision = 0;
+  Status status = Status::Pending;
+  std::string stoppedReason;  // RESOURCE:MEMORY, RESOURCE:CPU, Essential container exited, ...
+  std::vector<ContainerStatus> containers;
+};
+
+struct Plan {
+  Phase phase = Phase::Starting;
+  std::vector<Action> actions;
+  Memory memory;
+  std::vector<DaemonStatus> daemons;
+  std::vector<TaskStatus> tasks;
+  Resources capacity;
+  Resources daemonReserved;
+  Resources available;
+  std::vector<std::string> notes;  // decisions worth a log line
+  bool converged = false;          // nothing to do and everything where it should be
+};
+
+Plan reconcile(const Inputs& inputs);
+
+std::string describe(const Action& action);
+
+}  // namespace daemonlet::agent
