@@ -189,7 +189,7 @@ class Planner {
       }
       if (progress.failed && standIn) {
         failRollout(def, *current, progress.reason, standIn->revision);
-        status.lastError = progress.reason;
+        status.lastError = plan_.memory.failedRollouts[def.family].reason;
         status.status = Status::Activating;
       } else if (progress.failed) {
         restartDaemon(def, *current, progress);
@@ -214,7 +214,6 @@ class Planner {
       else if (g != standIn) stopGroup(Kind::Daemon, def.family, *g, nullptr, "extra copy");
       if (!g->live()) removeGroup(Kind::Daemon, def.family, *g);
     }
-    standIns_[def.family] = standIn != nullptr && !progress.ready;
   }
 
   void failRollout(const TaskDefinition& def, const Group& current, const std::string& reason, std::int64_t keeping) {
@@ -313,8 +312,9 @@ class Planner {
     for (const auto& d : plan_.daemons) {
       if (!d.critical) continue;
       ++critical;
-      // During a rollout the old copy still serves: the family is up.
-      if (d.ready || standIns_[d.family]) ++up;
+      // Only the desired revision counts. An older copy may look up while the engine is
+      // already stopping it for an agent that died mid-rollout, which this agent cannot see.
+      if (d.ready) ++up;
       else waiting.push_back(d.family);
     }
     if (up == critical) {
@@ -629,7 +629,6 @@ class Planner {
   Plan plan_;
   std::map<std::string, Groups> daemons_;
   std::map<std::string, Groups> tasks_;
-  std::map<std::string, bool> standIns_;
   Resources available_;
 };
 

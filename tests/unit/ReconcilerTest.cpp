@@ -1,0 +1,375 @@
+// One scenario per rule of the reconciler (DESIGN 1, 4), with plain values.
+#include <catch2/catch.hpp>
+
+#include "ReconcilerWorld.h"
+
+using namespace daemonlet;
+using namespace daemonlet::test;
+using namespace std::chrono_literals;
+using Type = agent::Action::Type;
+
+TEST_CASE("backoff: 1 s doubling, capped at 5 min") {
+  CHECK(backoffDelay(1) == 1s);
+  CHECK(backoffDelay(2) == 2s);
+  CHECK(backoffDelay(5) == 16s);
+  CHECK(backoffDelay(9) == 256s);
+  CHECK(backoffDelay(10) == 300s);
+  CHECK(backoffDelay(50) == 300s);
+}
+
+TEST_CASE("slot gate (P2): no application container before every critical daemon is up") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true), simple("logs", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+
+  Plan first = w.step();
+  CHECK(first.phase == Phase::DaemonsPending);
+  CHECK(count(first, Type::Create, Kind::Daemon) == 2);  // daemons start in parallel
+  CHECK(count(first, Type::Create, Kind::Task) == 0);
+  CHECK(taskStatus(first, "web-1")->status == Status::Pending);
+
+  w.apply(first, /*healthy=*/false);
+  Plan second = w.step();
+  w.apply(second, /*healthy=*/false);  // started, health check still starting
+  Plan third = w.step();
+  CHECK_FALSE(third.memory.gateOpenedAt);
+  CHECK(count(third, Type::Create, Kind::Task) == 0);
+  CHECK(daemonStatus(third, "metrics")->status == Status::Activating);
+  CHECK(daemonStatus(third, "logs")->ready);
+
+  w.find("daemonlet-daemon-metrics-1-" + w.desired.daemons[0].hash.substr(0, 8) + "-main")->health = runtime::Health::Healthy;
+  Plan open = w.step();
+  REQUIRE(open.memory.gateOpenedAt);
+  CHECK(open.phase == Phase::Active);
+  CHECK(count(open, Type::Create, Kind::Task) == 1);
+  CHECK(std::find_if(open.notes.begin(), open.notes.end(), [](const std::string& n) { return n.find("slot gate open: 2/2 critical daemons up") != std::string::npos; }) != open.notes.end());
+}
+
+TEST_CASE("slot gate: a non-critical daemon holds nothing") {
+  World w;
+  w.desired.daemons = {simple("tracer", 1, 64, false, 0)};
+  w.desired.daemons[0].critical = false;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  Plan p = w.step();
+  CHECK(p.memory.gateOpenedAt);
+  CHECK(count(p, Type::Create, Kind::Daemon) == 1);
+  CHECK(count(p, Type::Create, Kind::Task) == 1);  // at the same time
+}
+
+TEST_CASE("slot gate: the timeout opens it anyway, loudly") {
+  World w;
+  w.settings.slotGateTimeout = 30s;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.apply(w.step(), false);
+  w.apply(w.step(), false);
+  w.now += 29s;
+  CHECK_FALSE(w.step().memory.gateOpenedAt);
+  w.now += 2s;
+  Plan p = w.step();
+  REQUIRE(p.memory.gateOpenedAt);
+  CHECK(p.memory.gateReason.find("timeout after 30 s") != std::string::npos);
+  CHECK(p.memory.gateReason.find("metrics") != std::string::npos);
+  CHECK(count(p, Type::Create, Kind::Task) == 1);
+}
+
+TEST_CASE("slot gate: opens once; a daemon crash later restarts it with backoff, apps keep running") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  REQUIRE(w.running(Kind::Task).size() == 1);
+  const std::string daemon = w.running(Kind::Daemon)[0]->id;
+
+  w.exit(daemon, 1);
+  Plan restart = w.step();
+  CHECK(restart.memory.gateOpenedAt);  // still open
+  CHECK(count(restart, Type::Start, Kind::Daemon) == 1);
+  CHECK(count(restart, Type::Stop, Kind::Task) == 0);  // P2: running applications are not stopped
+  CHECK(restart.memory.restartCounts.at("metrics") == 1);
+  w.apply(restart);
+  w.exit(daemon, 1);
+  CHECK(count(w.step(), Type::Start, Kind::Daemon) == 0);  // within the 1 s backoff
+  w.now += 1s;
+  Plan again = w.step();
+  CHECK(count(again, Type::Start, Kind::Daemon) == 1);
+  CHECK(again.memory.restarts.at("metrics").failures == 2);
+  CHECK(again.memory.restarts.at("metrics").retryAt == w.now + 2s);
+}
+
+TEST_CASE("rolling update (P1, DESIGN 4): start new beside old, stop old only once new is up") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.settle();
+  const std::string oldId = w.running(Kind::Daemon)[0]->id;
+
+  w.desired.daemons = {simple("metrics", 2, 64, true)};
+  Plan rollout = w.step();
+  CHECK(count(rollout, Type::Create, Kind::Daemon) == 1);
+  CHECK(count(rollout, Type::Stop, Kind::Daemon) == 0);
+  w.apply(rollout);
+  Plan start = w.step();
+  CHECK(count(start, Type::Stop, Kind::Daemon) == 0);
+  w.apply(start, /*healthy=*/false);
+  Plan notHealthy = w.step();
+  CHECK(count(notHealthy, Type::Stop, Kind::Daemon) == 0);  // RUNNING is not enough: HEALTHY declared
+  CHECK(w.running(Kind::Daemon).size() == 2);
+  CHECK(notHealthy.daemonReserved.memory == 128);  // both copies hold their reservation
+
+  for (auto& c : w.observed.containers) {
+    if (c.id != oldId) c.health = runtime::Health::Healthy;
+  }
+  Plan swap = w.step();
+  REQUIRE(count(swap, Type::Stop, Kind::Daemon) == 1);
+  CHECK(swap.actions[0].containerId == oldId);
+  w.apply(swap);
+  w.settle();
+  REQUIRE(w.running(Kind::Daemon).size() == 1);
+  CHECK(w.running(Kind::Daemon)[0]->revision == 2);
+  CHECK(w.observed.containers.size() == 1);  // the old one is removed too
+}
+
+TEST_CASE("rolling update: a content change without a revision bump still rolls, with a warning") {
+  World w;
+  w.desired.daemons = {simple("metrics", 3, 64)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 3, 96)};
+  Plan p = w.step();
+  CHECK(count(p, Type::Create, Kind::Daemon) == 1);
+  CHECK(std::any_of(p.notes.begin(), p.notes.end(), [](const std::string& n) { return n.find("was not bumped") != std::string::npos; }));
+}
+
+TEST_CASE("rolling update: a failing new revision is removed, the old keeps running, retried with backoff") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.settle();
+  const std::string oldId = w.running(Kind::Daemon)[0]->id;
+  w.desired.daemons = {simple("metrics", 2)};
+  w.apply(w.step());
+  w.apply(w.step());
+  const std::string newName = "daemonlet-daemon-metrics-2-" + w.desired.daemons[0].hash.substr(0, 8) + "-main";
+  w.exit(newName, 2);
+
+  Plan failed = w.step();
+  CHECK(count(failed, Type::Stop, Kind::Daemon) == 0);
+  CHECK(count(failed, Type::Remove, Kind::Daemon) == 1);
+  REQUIRE(failed.memory.failedRollouts.count("metrics"));
+  CHECK(failed.memory.failedRollouts.at("metrics").reason.find("exited with code 2") != std::string::npos);
+  CHECK(daemonStatus(failed, "metrics")->lastError.find("rollout of r2 failed") != std::string::npos);
+  w.apply(failed);
+  CHECK(w.find(oldId)->running());
+  CHECK(count(w.step(), Type::Create, Kind::Daemon) == 0);  // backing off
+  w.now += 1s;
+  CHECK(count(w.step(), Type::Create, Kind::Daemon) == 1);  // retried
+}
+
+TEST_CASE("rolling update: a new revision that never gets healthy times out") {
+  World w;
+  w.settings.defaultStartTimeout = 60s;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 2, 64, true)};
+  w.apply(w.step());
+  w.apply(w.step(), false);
+  w.now += 61s;
+  Plan p = w.step();
+  CHECK(p.memory.failedRollouts.at("metrics").reason.find("not RUNNING and HEALTHY within 60 s") != std::string::npos);
+  CHECK(count(p, Type::Stop, Kind::Daemon, "metrics") == 1);  // the new one, not the old
+  CHECK(p.actions[0].containerName.find("metrics-2-") != std::string::npos);
+}
+
+TEST_CASE("one copy (P1): extra copies left by a crash are stopped, the newest stands in") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 2)};
+  w.settle();  // r2 running, r1 gone
+  // Pretend an older agent crashed mid-rollout twice: r1 and r2 running, r3 desired.
+  w.desired.daemons = {simple("metrics", 1)};
+  w.apply(w.step());
+  w.apply(w.step());
+  REQUIRE(w.running(Kind::Daemon).size() == 2);
+  w.desired.daemons = {simple("metrics", 3)};
+  Plan p = w.step();
+  REQUIRE(count(p, Type::Stop, Kind::Daemon) == 1);
+  const auto& stop = *std::find_if(p.actions.begin(), p.actions.end(), [](const Action& a) { return a.type == Type::Stop; });
+  CHECK(w.find(stop.containerId)->revision == 1);  // oldest goes first; r2 serves until r3 is up
+  CHECK(count(p, Type::Create, Kind::Daemon) == 1);
+}
+
+TEST_CASE("reservations (P3): admitted by id while they fit; the rest STOPPED with the reason") {
+  World w;
+  w.capacity = {1024, 1024};
+  w.desired.daemons = {simple("metrics", 1, 512, false, 256)};
+  w.desired.tasks = {{"a", simple("web", 1, 256, false, 256)},
+                     {"b", simple("big", 1, 384, false, 128)},
+                     {"c", simple("small", 1, 128, false, 128)},
+                     {"d", simple("cpu", 1, 64, false, 2048)}};
+  w.settle();
+  Plan p = w.step();
+  CHECK(taskStatus(p, "a")->status == Status::Running);
+  CHECK(taskStatus(p, "b")->status == Status::Stopped);
+  CHECK(taskStatus(p, "b")->stoppedReason == "RESOURCE:MEMORY");
+  CHECK(taskStatus(p, "c")->status == Status::Running);
+  CHECK(taskStatus(p, "d")->stoppedReason == "RESOURCE:CPU");
+  CHECK(p.daemonReserved == Resources{256, 512});
+  CHECK(p.available == Resources{1024 - 256 - 256 - 128, 1024 - 512 - 256 - 128});
+
+  SECTION("a task that did not fit starts when room appears") {
+    w.desired.tasks.erase(w.desired.tasks.begin());  // a goes
+    w.settle();
+    CHECK(taskStatus(w.step(), "b")->status == Status::Running);
+  }
+  SECTION("running tasks are never evicted when daemons grow") {
+    w.desired.daemons = {simple("metrics", 2, 900, false, 256)};
+    Plan grow = w.step();
+    CHECK(count(grow, Type::Stop, Kind::Task) == 0);
+    w.apply(grow);
+    w.settle();
+    CHECK(w.running(Kind::Task).size() == 2);
+  }
+}
+
+TEST_CASE("tasks: an essential container exit stops the task for good") {
+  World w;
+  w.desired.tasks = {{"job", def(R"({"family":"job","containerDefinitions":[
+      {"name":"main","image":"i","memory":64},{"name":"side","image":"i","memory":64,"essential":false}]})")}};
+  w.settle();
+  REQUIRE(w.running(Kind::Task).size() == 2);
+  w.exit("daemonlet-task-job-main", 0);
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task) == 1);  // the sidecar
+  w.apply(p);
+  Plan after = w.step();
+  CHECK(count(after, Type::Start, Kind::Task) == 0);
+  CHECK(count(after, Type::Create, Kind::Task) == 0);
+  CHECK(taskStatus(after, "job")->status == Status::Stopped);
+  CHECK(taskStatus(after, "job")->stoppedReason.find("Essential container in task exited") == 0);
+  CHECK(after.available.memory == w.capacity.memory);  // a stopped task holds nothing
+}
+
+TEST_CASE("tasks: a changed definition under the same id is stopped, then started again, no overlap") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.desired.tasks = {{"web-1", simple("web", 2)}};
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task) == 1);
+  CHECK(count(p, Type::Create, Kind::Task) == 0);
+  w.apply(p);
+  Plan removed = w.step();
+  CHECK(count(removed, Type::Remove, Kind::Task) == 1);
+  CHECK(count(removed, Type::Create, Kind::Task) == 0);
+  w.apply(removed);
+  CHECK(count(w.step(), Type::Create, Kind::Task) == 1);
+}
+
+TEST_CASE("dependsOn: an init container must succeed before the main one starts") {
+  World w;
+  w.desired.daemons = {def(R"({"family":"shipper","containerDefinitions":[
+      {"name":"init","image":"i","memory":16,"essential":false},
+      {"name":"main","image":"i","memory":64,"dependsOn":[{"containerName":"init","condition":"SUCCESS"}]}]})")};
+  w.apply(w.step());
+  Plan p = w.step();
+  REQUIRE(count(p, Type::Start, Kind::Daemon) == 1);
+  CHECK(p.actions[0].containerName.find("-init") != std::string::npos);
+  w.apply(p);
+  CHECK(count(w.step(), Type::Start, Kind::Daemon) == 0);  // init still running
+  const std::string init = p.actions[0].containerName;
+
+  SECTION("init succeeded") {
+    w.exit(init, 0);
+    Plan next = w.step();
+    REQUIRE(count(next, Type::Start, Kind::Daemon) == 1);
+    CHECK(next.actions[0].containerName.find("-main") != std::string::npos);
+  }
+  SECTION("init failed: the daemon is failed, not started") {
+    w.exit(init, 1);
+    Plan next = w.step();
+    CHECK(count(next, Type::Start, Kind::Daemon) == 0);
+    CHECK(daemonStatus(next, "shipper")->lastError.find("cannot start: init exited with code 1") != std::string::npos);
+  }
+}
+
+TEST_CASE("drain (P4): applications stop with their stopTimeout; daemons keep running") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1, 64, false, 0, R"(,"stopTimeout":12)")}};
+  w.settle();
+  w.desired.instanceStatus = config::InstanceStatus::Draining;
+  Plan p = w.step();
+  CHECK(p.phase == Phase::Draining);
+  REQUIRE(count(p, Type::Stop, Kind::Task) == 1);
+  CHECK(p.actions[0].stopTimeout == 12s);
+  CHECK(count(p, Type::Stop, Kind::Daemon) == 0);
+  w.apply(p);
+  CHECK(w.step().phase == Phase::Draining);  // not confirmed by the runtime yet
+  w.confirmed = true;
+  Plan drained = w.step();
+  CHECK(drained.phase == Phase::Drained);
+  CHECK(count(drained, Type::Stop, Kind::Daemon) == 0);
+  CHECK(drained.converged);
+  CHECK(w.running(Kind::Daemon).size() == 1);
+
+  SECTION("a daemon that dies while draining is restarted") {
+    w.exit(w.running(Kind::Daemon)[0]->id, 137);
+    CHECK(count(w.step(), Type::Start, Kind::Daemon) == 1);
+  }
+  SECTION("back to ACTIVE: tasks start again") {
+    w.desired.instanceStatus = config::InstanceStatus::Active;
+    Plan active = w.step();
+    CHECK(active.phase == Phase::Active);
+  }
+}
+
+TEST_CASE("shutdown (P4): daemons stop only after applications are confirmed gone") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}, {"web-2", simple("web", 1)}};
+  w.settle();
+  w.shutdown = true;
+  Plan p = w.step();
+  CHECK(p.phase == Phase::Draining);
+  CHECK(count(p, Type::Stop, Kind::Task) == 2);
+  CHECK(count(p, Type::Stop, Kind::Daemon) == 0);
+  w.apply(p);
+  w.taskInFlight = true;  // a stop still under way
+  w.confirmed = true;
+  CHECK(w.step().phase == Phase::Draining);
+  w.taskInFlight = false;
+  CHECK(w.step().phase == Phase::Drained);
+  Plan stopping = w.step();
+  CHECK(stopping.phase == Phase::StoppingDaemons);
+  CHECK(count(stopping, Type::Stop, Kind::Daemon) == 1);
+  w.apply(stopping);
+  Plan stopped = w.step();
+  CHECK(stopped.phase == Phase::Stopped);
+  CHECK(count(stopped, Type::Start, Kind::Daemon) == 0);  // no restarts now
+}
+
+TEST_CASE("removals: gone from the desired state means stopped and removed, tasks before daemons") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.desired = {};
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task) == 1);
+  CHECK(count(p, Type::Stop, Kind::Daemon) == 0);  // waits for the task
+  w.apply(p);
+  w.settle();
+  CHECK(w.observed.containers.empty());
+}
+
+TEST_CASE("adoption: an agent restarted with everything running plans nothing") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.memory = {};  // a new agent process knows nothing but what the runtime says
+  w.phase = Phase::Starting;
+  Plan p = w.step();
+  CHECK(p.actions.empty());
+  CHECK(p.converged);
+  CHECK(p.phase == Phase::Active);
+}

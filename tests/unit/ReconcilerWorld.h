@@ -1,0 +1,157 @@
+#pragma once
+// A simulated engine for the pure reconciler's tests: containers as the runtime would
+// report them, changed by carrying out plans. Not a runtime adapter: never used to prove
+// one works.
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "agent/ContainerSpecBuilder.h"
+#include "agent/Reconciler.h"
+#include "config/TaskDefinitionParser.h"
+
+namespace daemonlet::test {
+
+using namespace agent;
+
+inline config::TaskDefinition def(const std::string& json) {
+  auto p = config::parseTaskDefinition(json, "test.json");
+  if (!p.ok()) throw std::runtime_error("bad test definition: " + (p.diagnostics.empty() ? json : p.diagnostics[0].format()));
+  return *p.value;
+}
+
+// {"family": F, "revision": R, one container "main" with `memory` MiB [, health check]}
+inline config::TaskDefinition simple(const std::string& family, int revision, int memory = 64, bool health = false,
+                                     int cpu = 0, const std::string& extra = "") {
+  return def(fmt::format(R"({{"family":"{}","revision":{},"containerDefinitions":[{{"name":"main","image":"i","memory":{},"cpu":{}{}{}}}]}})",
+                         family, revision, memory, cpu, health ? R"(,"healthCheck":{"command":["CMD","true"]})" : "", extra));
+}
+
+struct World {
+  config::DesiredState desired;
+  ObservedState observed;
+  Memory memory;
+  Phase phase = Phase::Starting;
+  TimePoint now = TimePoint(std::chrono::hours(1000));
+  TimePoint bootAt = now;
+  Resources capacity{4096, 8192};
+  Settings settings;
+  bool drain = false, shutdown = false, confirmed = false, taskInFlight = false, daemonInFlight = false;
+  int nextId = 0;
+
+  Plan plan() {
+    Inputs in(desired, observed);
+    in.capacity = capacity;
+    in.phase = phase;
+    in.drainRequested = drain;
+    in.shutdownRequested = shutdown;
+    in.tasksConfirmedGone = confirmed;
+    in.taskActionsInFlight = taskInFlight;
+    in.daemonActionsInFlight = daemonInFlight;
+    in.bootAt = bootAt;
+    in.now = now;
+    in.memory = memory;
+    in.settings = settings;
+    return reconcile(in);
+  }
+
+  // Plans and takes the plan as the agent would: memory and phase carried over.
+  Plan step() {
+    Plan p = plan();
+    memory = p.memory;
+    phase = p.phase;
+    return p;
+  }
+
+  ObservedContainer* find(const std::string& name) {
+    for (auto& c : observed.containers) {
+      if (c.name == name || c.id == name) return &c;
+    }
+    return nullptr;
+  }
+
+  // Every action succeeds at once: created containers are Created, started ones Running
+  // (and healthy when they have a check, if `healthy`), stopped ones exit 143.
+  void apply(const Plan& p, bool healthy = true) {
+    for (const auto& a : p.actions) {
+      switch (a.type) {
+        case Action::Type::Create: {
+          const auto* c = a.definition->container(a.container);
+          auto spec = buildContainerSpec(a.kind, *a.definition, a.kind == Kind::Task ? a.owner : "", *c, "i-1");
+          runtime::ContainerInfo info;
+          info.id = "c" + std::to_string(++nextId);
+          info.name = spec.name;
+          info.labels = spec.labels;
+          info.state = runtime::ContainerState::Created;
+          info.createdAt = now;
+          if (c->healthCheck) info.health = runtime::Health::Starting;
+          if (!find(spec.name)) observed.containers.push_back(*observe(info));
+          break;
+        }
+        case Action::Type::Start: {
+          auto* c = find(a.containerId);
+          c->state = runtime::ContainerState::Running;
+          c->startedAt = now;
+          if (c->health != runtime::Health::None && healthy) c->health = runtime::Health::Healthy;
+          break;
+        }
+        case Action::Type::Stop: exit(a.containerId, 143); break;
+        case Action::Type::Remove:
+          observed.containers.erase(std::remove_if(observed.containers.begin(), observed.containers.end(),
+                                                   [&](const ObservedContainer& c) { return c.id == a.containerId; }),
+                                    observed.containers.end());
+          break;
+      }
+    }
+  }
+
+  void exit(const std::string& idOrName, int code) {
+    auto* c = find(idOrName);
+    c->state = runtime::ContainerState::Exited;
+    c->exitCode = code;
+    c->finishedAt = now;
+  }
+
+  // Steps and applies until nothing is left to do (or `limit` rounds).
+  int settle(int limit = 20) {
+    int rounds = 0;
+    for (; rounds < limit; ++rounds) {
+      Plan p = step();
+      if (p.actions.empty()) break;
+      apply(p);
+    }
+    return rounds;
+  }
+
+  std::vector<const ObservedContainer*> running(Kind kind, const std::string& owner = "") const {
+    std::vector<const ObservedContainer*> out;
+    for (const auto& c : observed.containers) {
+      if (c.kind == kind && c.running() && (owner.empty() || c.owner() == owner)) out.push_back(&c);
+    }
+    return out;
+  }
+};
+
+inline int count(const Plan& p, Action::Type type, Kind kind, const std::string& owner = "") {
+  return static_cast<int>(std::count_if(p.actions.begin(), p.actions.end(), [&](const Action& a) {
+    return a.type == type && a.kind == kind && (owner.empty() || a.owner == owner);
+  }));
+}
+
+inline const TaskStatus* taskStatus(const Plan& p, const std::string& id) {
+  for (const auto& t : p.tasks) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+inline const DaemonStatus* daemonStatus(const Plan& p, const std::string& family) {
+  for (const auto& d : p.daemons) {
+    if (d.family == family) return &d;
+  }
+  return nullptr;
+}
+
+}  // namespace daemonlet::test
