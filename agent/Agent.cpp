@@ -196,7 +196,10 @@ void Agent::tick() {
   for (const auto& n : plan.notes) {
     if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) == lastPlan_.notes.end()) log_.info("{}", n);
   }
-  if (plan.phase != phase_) log_.info("phase {} -> {}", toString(phase_), toString(plan.phase));
+  if (plan.phase != phase_) {
+    log_.info("phase {} -> {}", toString(phase_), toString(plan.phase));
+    wake();  // the next phase may have work at once
+  }
   phase_ = plan.phase;
   memory_ = plan.memory;
   logChanges(plan);
