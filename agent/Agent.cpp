@@ -54,7 +54,12 @@ Resources Agent::capacity() const {
   return config_.instance.capacity.value_or(detectCapacity()) - config_.instance.reserved;
 }
 
-void Agent::wake() { wake_.cancel(); }
+// A wake-up that arrives while the loop is busy (mid-tick) must not be lost: cancel()
+// only reaches a wait already under way, the flag covers the rest.
+void Agent::wake() {
+  wakePending_ = true;
+  wake_.cancel();
+}
 
 void Agent::terminate() {
   if (options_.drainOnExit) {
@@ -169,9 +174,14 @@ asio::awaitable<int> Agent::run() {
       if (!r) log_.warn("runtime: periodic resync failed: {}", r.error().message);
       continue;
     }
+    if (wakePending_) {
+      wakePending_ = false;
+      continue;
+    }
     wake_.expires_after(std::chrono::seconds(1));
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    wakePending_ = false;
   }
   runtime_.stopWatching();
   co_return exitCode;

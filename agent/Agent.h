@@ -70,6 +70,7 @@ class Agent {
   bool tasksConfirmedGone_ = false;
   bool confirming_ = false;
   asio::steady_timer wake_;
+  bool wakePending_ = false;
   std::map<std::string, std::string> reported_;  // owner -> last status line logged
 };
 
