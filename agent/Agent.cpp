@@ -104,11 +104,28 @@ asio::awaitable<bool> Agent::connect() {
   }
 }
 
+InstanceInfo Agent::instance() const {
+  return {config_.instance.cluster, config_.instance.id, DAEMONLET_VERSION,
+          config_.instance.capacity.value_or(detectCapacity()), config_.instance.reserved};
+}
+
+// /healthz: the loop ticks at least once a second; ten without one means it is stuck.
+bool Agent::loopAlive() const { return steady_clock::now() - lastTick_ < std::chrono::seconds(10); }
+
 asio::awaitable<int> Agent::run() {
   log_.info("daemonlet {} starting: instance {}, cluster {}, source {} {}, runtime {} at {}", DAEMONLET_VERSION, config_.instance.id,
             config_.instance.cluster, config::toString(config_.source.type),
             config_.source.type == config::SourceType::Directory ? config_.source.path : config_.source.url,
             config::toString(config_.runtime.type), config::runtimeEndpoint(config_));
+  if (!options_.dryRun) {
+    api_ = std::make_unique<IntrospectionApi>(io_.get_executor(), *this, log_);
+    if (auto listening = api_->listen(config_.listen, config_.listenAllowNonLoopback)) {
+      log_.info("introspection API on http://{}", config_.listen);
+    } else {
+      log_.error("introspection API not started: {}", listening.error().message);
+      api_.reset();
+    }
+  }
   if (!co_await connect()) {
     log_.error("runtime: not reachable; giving up");
     co_return 1;
@@ -148,6 +165,7 @@ asio::awaitable<int> Agent::run() {
       log_.info("stopping the agent only: {} managed container(s) keep running (P5)", left);
       break;
     }
+    lastTick_ = steady_clock::now();
     if (haveDesired_) tick();
     if (options_.once && lastPlan_.converged && executor_.idle()) {
       log_.info("converged: phase {}", toString(phase_));
@@ -184,6 +202,7 @@ asio::awaitable<int> Agent::run() {
     wakePending_ = false;
   }
   runtime_.stopWatching();
+  if (api_) api_->stop();
   co_return exitCode;
 }
 
@@ -201,10 +220,14 @@ void Agent::tick() {
   in.now = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
+  const auto started = steady_clock::now();
   Plan plan = reconcile(in);
+  metrics_.observeReconcile(std::chrono::duration<double>(steady_clock::now() - started).count());
   // A decision repeats while its action is under way; say it once.
   for (const auto& n : plan.notes) {
-    if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) == lastPlan_.notes.end()) log_.info("{}", n);
+    if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) != lastPlan_.notes.end()) continue;
+    log_.info("{}", n);
+    if (n.find(": rolling out r") != std::string::npos) ++metrics_.rollouts;
   }
   if (plan.phase != phase_) {
     log_.info("phase {} -> {}", toString(phase_), toString(plan.phase));

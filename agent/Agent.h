@@ -9,6 +9,7 @@
 
 #include "agent/DirectorySource.h"
 #include "agent/Executor.h"
+#include "agent/IntrospectionApi.h"
 #include "agent/Logger.h"
 #include "agent/Reconciler.h"
 #include "config/AgentConfig.h"
@@ -16,7 +17,7 @@
 
 namespace daemonlet::agent {
 
-class Agent {
+class Agent final : public ApiBackend {
  public:
   struct Options {
     bool once = false;          // converge, then exit 0 (converged) or 1
@@ -38,7 +39,13 @@ class Agent {
   void shutdown();
 
   Phase phase() const { return phase_; }
-  const Plan& lastPlan() const { return lastPlan_; }
+
+  // ApiBackend
+  const Plan& plan() const override { return lastPlan_; }
+  InstanceInfo instance() const override;
+  const AgentMetrics& metrics() const override { return metrics_; }
+  bool loopAlive() const override;
+  void requestDrain() override { drain(); }
 
  private:
   asio::awaitable<bool> connect();
@@ -72,6 +79,9 @@ class Agent {
   asio::steady_timer wake_;
   bool wakePending_ = false;
   std::map<std::string, std::string> reported_;  // owner -> last status line logged
+  AgentMetrics metrics_;
+  std::chrono::steady_clock::time_point lastTick_ = std::chrono::steady_clock::now();
+  std::unique_ptr<IntrospectionApi> api_;
 };
 
 // CPUs x 1024 units and MemTotal in MiB, read from this machine.

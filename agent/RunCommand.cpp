@@ -6,7 +6,12 @@
 #include <cstdlib>
 #include <functional>
 
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
 #include "agent/Agent.h"
+#include "agent/ApiClient.h"
 #include "agent/Logger.h"
 #include "runtime/DockerRuntime.h"
 #include "config/DefinitionDirectory.h"
@@ -89,14 +94,81 @@ int runAgent(const RunOptions& options) {
   return exitCode;
 }
 
-int runStatus(const StatusCommand&) {
-  std::cerr << "daemonlet status: not implemented yet (needs the introspection API)\n";
-  return 2;
+namespace {
+
+std::optional<nlohmann::json> fetch(const std::string& listen, const std::string& path, std::string& problem) {
+  ApiReply r = callApi(listen, "GET", path);
+  if (r.status == 0) {
+    problem = fmt::format("cannot reach the agent at {}: {} (is daemonlet running? see --listen)", listen, r.error);
+    return std::nullopt;
+  }
+  auto json = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status != 200 || json.is_discarded()) {
+    problem = fmt::format("GET {} answered HTTP {}: {}", path, r.status, r.body.substr(0, 200));
+    return std::nullopt;
+  }
+  return json;
 }
 
-int runDrain(const DrainCommand&) {
-  std::cerr << "daemonlet drain: not implemented yet (needs the introspection API)\n";
-  return 2;
+std::string text(const nlohmann::json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "" : j.dump(); }
+
+}  // namespace
+
+int runStatus(const StatusCommand& command) {
+  std::string problem;
+  auto metadata = fetch(command.listen, "/v1/metadata", problem);
+  auto daemons = metadata ? fetch(command.listen, "/v1/daemons", problem) : std::nullopt;
+  auto tasks = daemons ? fetch(command.listen, "/v1/tasks", problem) : std::nullopt;
+  if (!tasks) {
+    std::cerr << "daemonlet status: " << problem << '\n';
+    return 1;
+  }
+  if (command.json) {
+    std::cout << nlohmann::json{{"metadata", *metadata}, {"daemons", *daemons}, {"tasks", *tasks}}.dump(2) << '\n';
+    return 0;
+  }
+  const auto& m = *metadata;
+  std::cout << fmt::format("instance {}  cluster {}  daemonlet {}\n", text(m["instanceId"]), text(m["cluster"]), text(m["version"]));
+  std::cout << fmt::format("phase {}  slot gate {}{}\n", text(m["phase"]), m["slotGateOpen"].get<bool>() ? "open" : "closed",
+                           text(m["slotGateReason"]).empty() ? "" : " (" + text(m["slotGateReason"]) + ")");
+  auto res = [&](const char* k) { return fmt::format("{} CPU / {} MiB", m[k]["cpu"].get<long>(), m[k]["memory"].get<long>()); };
+  std::cout << fmt::format("capacity {}, reserved {}, daemons {}, available {}\n\n", res("capacity"), res("reserved"), res("daemonReserved"), res("available"));
+  std::cout << fmt::format("{:<24} {:>4} {:<12} {:<10} {:>8}  {}\n", "DAEMON", "REV", "STATUS", "HEALTH", "RESTARTS", "LAST ERROR");
+  for (const auto& d : *daemons) {
+    std::cout << fmt::format("{:<24} {:>4} {:<12} {:<10} {:>8}  {}\n", text(d["family"]), text(d["revision"]), text(d["status"]),
+                             text(d["health"]), text(d["restarts"]), text(d["lastError"]));
+  }
+  std::cout << fmt::format("\n{:<24} {:<16} {:>4} {:<12}  {}\n", "TASK", "FAMILY", "REV", "STATUS", "REASON");
+  for (const auto& t : *tasks) {
+    std::cout << fmt::format("{:<24} {:<16} {:>4} {:<12}  {}\n", text(t["id"]), text(t["family"]), text(t["revision"]), text(t["status"]),
+                             text(t["stoppedReason"]));
+  }
+  return 0;
+}
+
+int runDrain(const DrainCommand& command) {
+  ApiReply r = callApi(command.listen, "POST", "/v1/drain");
+  if (r.status != 202) {
+    std::cerr << "daemonlet drain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.listen, r.error)) << '\n';
+    return 1;
+  }
+  std::cout << "drain accepted: admitting nothing, stopping application tasks; daemons keep running\n";
+  if (!command.wait) return 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(command.timeoutSeconds);
+  for (;;) {
+    std::string problem;
+    auto m = fetch(command.listen, "/v1/metadata", problem);
+    const std::string phase = m ? text((*m)["phase"]) : "";
+    if (phase == "DRAINED" || phase == "STOPPING_DAEMONS" || phase == "STOPPED") {
+      std::cout << "drained: no application task is running\n";
+      return 0;
+    }
+    if (command.timeoutSeconds > 0 && std::chrono::steady_clock::now() > deadline) {
+      std::cerr << fmt::format("daemonlet drain: still {} after {} s\n", phase.empty() ? problem : phase, command.timeoutSeconds);
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 }  // namespace daemonlet::agent

@@ -49,6 +49,7 @@ struct AgentConfig {
 
   std::string stateDir = "/var/lib/daemonlet";
   std::string listen = "127.0.0.1:51680";
+  bool listenAllowNonLoopback = false;  // the API shows every task: loopback unless asked
   int slotGateTimeoutSeconds = 0;  // 0 = hold application slots until every daemon is up
   int drainTimeoutSeconds = 300;
   LogLevel logLevel = LogLevel::Info;

@@ -30,8 +30,17 @@ wait_for() {
     sleep 0.2
   done
 }
-epoch() { date -d "$1" +%s.%N; }
-before() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+# Docker writes RFC 3339 in inspect, Go's "2006-01-02 15:04:05.9 +0000 UTC" in health logs.
+epoch() {
+  local t
+  t=$(date -d "$(echo "$1" | sed 's/ [A-Z][A-Z]*$//')" +%s.%N 2>/dev/null)
+  if [ -z "$t" ]; then echo "FAIL: cannot read time '$1'" >&2; echo "unreadable"; return 1; fi
+  echo "$t"
+}
+before() {
+  case "$1$2" in *unreadable*|"") return 1 ;; esac
+  awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'
+}
 inspect() { docker inspect -f "$2" "$1" 2>/dev/null; }
 
 mkdir -p "$defs/daemons" "$defs/tasks"
@@ -106,7 +115,7 @@ one_new_copy() {
   [ -z "$(docker ps -aq --filter id="$fast")" ]
 }
 wait_for 30 one_new_copy || bad "fast r2 did not replace r1"
-events=$(docker events --since "$t0" --until "$(date +%s)" --filter label=io.daemonlet.family=fast \
+events=$(docker events --since "$t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.family=fast \
   --format '{{.Action}} {{index .Actor.Attributes "io.daemonlet.revision"}} {{.TimeNano}}')
 new_start=$(echo "$events" | awk '$1 == "start" && $2 == 2 { print $3; exit }')
 old_die=$(echo "$events" | awk '$1 == "die" && $2 == 1 { print $3; exit }')

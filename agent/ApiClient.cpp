@@ -1,0 +1,37 @@
+#include "agent/ApiClient.h"
+
+#include <curl/curl.h>
+
+namespace daemonlet::agent {
+namespace {
+
+std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs) {
+  ApiReply reply;
+  CURL* curl = curl_easy_init();
+  if (!curl) {
+    reply.error = "libcurl failed to initialise";
+    return reply;
+  }
+  const std::string url = "http://" + listen + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");  // a proxy has no business seeing this host's agent
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeoutMs);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  const CURLcode code = curl_easy_perform(curl);
+  if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  else reply.error = curl_easy_strerror(code);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+}  // namespace daemonlet::agent

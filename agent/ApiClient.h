@@ -1,0 +1,16 @@
+#pragma once
+// A blocking client for the agent's introspection API, for `daemonlet status` and
+// `daemonlet drain` (libcurl; proxies are never used for it).
+#include <string>
+
+namespace daemonlet::agent {
+
+struct ApiReply {
+  long status = 0;     // 0 = no answer
+  std::string body;
+  std::string error;  // why there was no answer
+};
+
+ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs = 5000);
+
+}  // namespace daemonlet::agent

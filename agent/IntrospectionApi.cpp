@@ -1,0 +1,201 @@
+#include "agent/IntrospectionApi.h"
+
+#include <boost/beast/core.hpp>
+#include <fmt/format.h>
+
+namespace daemonlet::agent {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using nlohmann::json;
+
+constexpr auto kIdleTimeout = std::chrono::seconds(10);
+constexpr std::size_t kMaxBody = 64 * 1024;
+constexpr int kMaxConnections = 64;
+
+IntrospectionApi::Response reply(const IntrospectionApi::Request& req, http::status status, std::string body,
+                                 const char* contentType = "application/json") {
+  IntrospectionApi::Response res{status, req.version()};
+  res.set(http::field::server, "daemonlet/" DAEMONLET_VERSION);
+  res.set(http::field::content_type, contentType);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+IntrospectionApi::Response error(const IntrospectionApi::Request& req, http::status status, const std::string& message) {
+  return reply(req, status, json{{"error", message}}.dump() + "\n");
+}
+
+}  // namespace
+
+std::optional<tcp::endpoint> parseListenAddress(const std::string& hostPort) {
+  const auto colon = hostPort.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = hostPort.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  unsigned long port = 0;
+  try {
+    port = std::stoul(hostPort.substr(colon + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (port > 65535) return std::nullopt;
+  return tcp::endpoint(address, static_cast<unsigned short>(port));
+}
+
+IntrospectionApi::IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log)
+    : executor_(executor), backend_(backend), log_(log), acceptor_(executor) {}
+
+IntrospectionApi::~IntrospectionApi() { stop(); }
+
+void IntrospectionApi::stop() {
+  *stopped_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+unsigned short IntrospectionApi::port() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+runtime::Status IntrospectionApi::listen(const std::string& hostPort, bool allowNonLoopback) {
+  auto endpoint = parseListenAddress(hostPort);
+  if (!endpoint) return runtime::Error{runtime::Error::Code::Protocol, fmt::format("listen: '{}' is not HOST:PORT with a numeric host", hostPort)};
+  if (!endpoint->address().is_loopback()) {
+    if (!allowNonLoopback) {
+      return runtime::Error{runtime::Error::Code::PermissionDenied,
+                            fmt::format("listen: {} is not a loopback address; the introspection API shows every task on this host. "
+                                        "Set listenAllowNonLoopback: true to expose it anyway", hostPort)};
+    }
+    log_.warn("introspection API on non-loopback {}: anyone who can reach it sees this host's tasks (drain stays loopback-only)", hostPort);
+  }
+  boost::system::error_code ec;
+  acceptor_.open(endpoint->protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(*endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return runtime::Error{runtime::Error::Code::Unavailable, fmt::format("listen on {}: {}", hostPort, ec.message())};
+  asio::co_spawn(executor_, acceptLoop(), asio::detached);
+  return runtime::Done{};
+}
+
+asio::awaitable<void> IntrospectionApi::acceptLoop() {
+  auto stopped = stopped_;
+  while (!*stopped) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (*stopped) co_return;
+    if (ec) continue;
+    if (connections_ >= kMaxConnections) continue;  // dropped: the socket closes here
+    asio::co_spawn(executor_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> IntrospectionApi::serve(tcp::socket socket) {
+  auto stopped = stopped_;
+  ++connections_;
+  struct Count {
+    int& n;
+    std::shared_ptr<bool> stopped;
+    ~Count() {
+      if (!*stopped) --n;
+    }
+  } count{connections_, stopped};
+  beast::tcp_stream stream(std::move(socket));
+  boost::system::error_code ec;
+  const auto remote = stream.socket().remote_endpoint(ec);
+  const bool loopback = !ec && remote.address().is_loopback();
+  beast::flat_buffer buffer;
+  while (!*stopped) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    stream.expires_after(kIdleTimeout);
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (*stopped) co_return;
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset) break;
+    if (ec) {
+      // Garbage: say so once and hang up.
+      Request bad;
+      bad.version(11);
+      auto res = error(bad, http::status::bad_request, fmt::format("malformed request: {}", ec.message()));
+      res.keep_alive(false);
+      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    Response res = handle(parser.get(), loopback);
+    const bool keepAlive = res.keep_alive();
+    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !keepAlive) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+IntrospectionApi::Response IntrospectionApi::handle(const Request& req, bool fromLoopback) {
+  std::string path(req.target());
+  if (const auto q = path.find('?'); q != std::string::npos) path.resize(q);
+  const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+  auto onlyGet = [&]() {
+    auto res = error(req, http::status::method_not_allowed, fmt::format("{} takes GET", path));
+    res.set(http::field::allow, "GET");
+    return res;
+  };
+
+  if (path == "/healthz") {
+    if (!get) return onlyGet();
+    return backend_.loopAlive() ? reply(req, http::status::ok, "ok\n", "text/plain")
+                                : reply(req, http::status::service_unavailable, "agent loop stalled\n", "text/plain");
+  }
+  if (path == "/readyz") {
+    if (!get) return onlyGet();
+    const bool open = backend_.plan().memory.gateOpenedAt.has_value();
+    return open ? reply(req, http::status::ok, "slot gate open\n", "text/plain")
+                : reply(req, http::status::service_unavailable, "slot gate closed: waiting for critical daemons\n", "text/plain");
+  }
+  if (path == "/metrics") {
+    if (!get) return onlyGet();
+    return reply(req, http::status::ok, metricsText(backend_.instance(), backend_.plan(), backend_.metrics()), "text/plain; version=0.0.4");
+  }
+  if (path == "/v1/metadata") {
+    if (!get) return onlyGet();
+    return reply(req, http::status::ok, metadataDocument(backend_.instance(), backend_.plan()).dump() + "\n");
+  }
+  if (path == "/v1/daemons") {
+    if (!get) return onlyGet();
+    return reply(req, http::status::ok, daemonsDocument(backend_.plan()).dump() + "\n");
+  }
+  if (path == "/v1/tasks") {
+    if (!get) return onlyGet();
+    return reply(req, http::status::ok, tasksDocument(backend_.plan()).dump() + "\n");
+  }
+  if (path.rfind("/v1/tasks/", 0) == 0) {
+    if (!get) return onlyGet();
+    const std::string id = path.substr(10);
+    for (const auto& t : backend_.plan().tasks) {
+      if (t.id == id) return reply(req, http::status::ok, taskDocument(t).dump() + "\n");
+    }
+    return error(req, http::status::not_found, fmt::format("no task '{}' on this instance", id));
+  }
+  if (path == "/v1/drain") {
+    if (req.method() != http::verb::post) {
+      auto res = error(req, http::status::method_not_allowed, "/v1/drain takes POST");
+      res.set(http::field::allow, "POST");
+      return res;
+    }
+    if (!fromLoopback) return error(req, http::status::forbidden, "drain is accepted from loopback only");
+    log_.info("drain requested through the introspection API");
+    backend_.requestDrain();
+    return reply(req, http::status::accepted, json{{"phase", toString(backend_.plan().phase)}, {"draining", true}}.dump() + "\n");
+  }
+  return error(req, http::status::not_found, fmt::format("no endpoint {}", path));
+}
+
+}  // namespace daemonlet::agent

@@ -1,0 +1,58 @@
+#pragma once
+// The introspection API (DESIGN 3.7) over HTTP/1.1 with Boost.Beast, on the agent's
+// io_context. Loopback by default; every read has a deadline and a size limit, so a client
+// that sends garbage or holds a connection open costs nothing but its own socket.
+#include <memory>
+#include <string>
+
+#include <boost/beast/http.hpp>
+
+#include "agent/Logger.h"
+#include "agent/StatusDocuments.h"
+#include "runtime/Asio.h"
+#include "runtime/Result.h"
+
+namespace daemonlet::agent {
+
+// Where the documents come from and where a drain request goes.
+class ApiBackend {
+ public:
+  virtual ~ApiBackend() = default;
+  virtual const Plan& plan() const = 0;
+  virtual InstanceInfo instance() const = 0;
+  virtual const AgentMetrics& metrics() const = 0;
+  virtual bool loopAlive() const = 0;
+  virtual void requestDrain() = 0;
+};
+
+class IntrospectionApi {
+ public:
+  IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log);
+  ~IntrospectionApi();
+
+  // Binds HOST:PORT (port 0 = any). A non-loopback address is refused unless allowed.
+  runtime::Status listen(const std::string& hostPort, bool allowNonLoopback);
+  unsigned short port() const;
+  void stop();
+
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+  // The routing, apart from the sockets.
+  Response handle(const Request& request, bool fromLoopback);
+
+ private:
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+
+  asio::any_io_executor executor_;
+  ApiBackend& backend_;
+  Logger& log_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<bool> stopped_ = std::make_shared<bool>(false);
+  int connections_ = 0;
+};
+
+// "127.0.0.1:51680" -> endpoint; nullopt when it is not HOST:PORT with a numeric host.
+std::optional<asio::ip::tcp::endpoint> parseListenAddress(const std::string& hostPort);
+
+}  // namespace daemonlet::agent

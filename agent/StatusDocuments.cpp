@@ -1,0 +1,145 @@
+#include "agent/StatusDocuments.h"
+
+#include <ctime>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace daemonlet::agent {
+namespace {
+
+using nlohmann::json;
+
+json resources(const Resources& r) { return {{"cpu", r.cpu}, {"memory", r.memory}}; }
+
+std::string rfc3339(TimePoint t) {
+  const std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+json containers(const std::vector<ContainerStatus>& list) {
+  json out = json::array();
+  for (const auto& c : list) {
+    out.push_back({{"name", c.name}, {"id", c.id}, {"status", c.status}, {"exitCode", c.exitCode ? json(*c.exitCode) : json(nullptr)}});
+  }
+  return out;
+}
+
+std::string upper(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// Prometheus label values escape backslash, quote and newline.
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void AgentMetrics::observeReconcile(double seconds) {
+  ++reconciles;
+  reconcileSecondsSum += seconds;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++reconcileBuckets[i];
+  }
+}
+
+json metadataDocument(const InstanceInfo& info, const Plan& plan) {
+  return {{"cluster", info.cluster},
+          {"instanceId", info.instanceId},
+          {"version", info.version},
+          {"phase", toString(plan.phase)},
+          {"slotGateOpen", plan.memory.gateOpenedAt.has_value()},
+          {"slotGateReason", plan.memory.gateReason},
+          {"capacity", resources(info.total)},
+          {"reserved", resources(info.reserved)},
+          {"daemonReserved", resources(plan.daemonReserved)},
+          {"available", resources(plan.available)}};
+}
+
+json daemonsDocument(const Plan& plan) {
+  json out = json::array();
+  for (const auto& d : plan.daemons) {
+    out.push_back({{"family", d.family},
+                   {"revision", d.revision},
+                   {"status", toString(d.status)},
+                   {"health", d.health == runtime::Health::None ? "UNKNOWN" : upper(runtime::toString(d.health))},
+                   {"critical", d.critical},
+                   {"containers", containers(d.containers)},
+                   {"startedAt", d.startedAt ? json(rfc3339(*d.startedAt)) : json(nullptr)},
+                   {"restarts", d.restarts},
+                   {"lastError", d.lastError.empty() ? json(nullptr) : json(d.lastError)}});
+  }
+  return out;
+}
+
+json taskDocument(const TaskStatus& t) {
+  return {{"id", t.id},
+          {"family", t.family},
+          {"revision", t.revision},
+          {"status", toString(t.status)},
+          {"stoppedReason", t.stoppedReason.empty() ? json(nullptr) : json(t.stoppedReason)},
+          {"containers", containers(t.containers)}};
+}
+
+json tasksDocument(const Plan& plan) {
+  json out = json::array();
+  for (const auto& t : plan.tasks) out.push_back(taskDocument(t));
+  return out;
+}
+
+std::string metricsText(const InstanceInfo& info, const Plan& plan, const AgentMetrics& m) {
+  std::string out;
+  auto gauge = [&](const char* name, const char* help) { out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name); };
+  gauge("daemonlet_phase", "The instance phase: 1 for the current one.");
+  for (Phase p : {Phase::Starting, Phase::DaemonsPending, Phase::Active, Phase::Draining, Phase::Drained, Phase::StoppingDaemons, Phase::Stopped})
+    out += fmt::format("daemonlet_phase{{phase=\"{}\"}} {}\n", toString(p), p == plan.phase ? 1 : 0);
+  gauge("daemonlet_slot_gate_open", "1 once every critical daemon was up (or the gate timed out).");
+  out += fmt::format("daemonlet_slot_gate_open {}\n", plan.memory.gateOpenedAt ? 1 : 0);
+
+  std::map<std::string, int> daemons, tasks;
+  for (Status s : {Status::Pending, Status::Activating, Status::Running, Status::Deactivating, Status::Stopping, Status::Stopped}) {
+    daemons[toString(s)] = 0;
+    tasks[toString(s)] = 0;
+  }
+  for (const auto& d : plan.daemons) ++daemons[toString(d.status)];
+  for (const auto& t : plan.tasks) ++tasks[toString(t.status)];
+  gauge("daemonlet_daemons", "Managed daemons by status.");
+  for (const auto& [s, n] : daemons) out += fmt::format("daemonlet_daemons{{status=\"{}\"}} {}\n", s, n);
+  gauge("daemonlet_tasks", "Application tasks by status.");
+  for (const auto& [s, n] : tasks) out += fmt::format("daemonlet_tasks{{status=\"{}\"}} {}\n", s, n);
+
+  gauge("daemonlet_cpu_units", "CPU units (1024 = 1 vCPU): capacity, instance reserve, daemon reservations, available to tasks.");
+  gauge("daemonlet_memory_mib", "Memory in MiB: capacity, instance reserve, daemon reservations, available to tasks.");
+  const std::pair<const char*, Resources> rows[] = {{"capacity", info.total}, {"reserved", info.reserved}, {"daemons", plan.daemonReserved}, {"available", plan.available}};
+  for (const auto& [kind, r] : rows) out += fmt::format("daemonlet_cpu_units{{kind=\"{}\"}} {}\n", kind, r.cpu);
+  for (const auto& [kind, r] : rows) out += fmt::format("daemonlet_memory_mib{{kind=\"{}\"}} {}\n", kind, r.memory);
+
+  out += "# HELP daemonlet_daemon_restarts_total Restarts of a daemon since the agent started.\n# TYPE daemonlet_daemon_restarts_total counter\n";
+  for (const auto& d : plan.daemons) out += fmt::format("daemonlet_daemon_restarts_total{{family=\"{}\"}} {}\n", escape(d.family), d.restarts);
+  out += "# HELP daemonlet_rollouts_total Daemon revisions rolled out since the agent started.\n# TYPE daemonlet_rollouts_total counter\n";
+  out += fmt::format("daemonlet_rollouts_total {}\n", m.rollouts);
+  out += "# HELP daemonlet_control_endpoint_errors_total Failed requests to the control endpoint.\n# TYPE daemonlet_control_endpoint_errors_total counter\n";
+  out += fmt::format("daemonlet_control_endpoint_errors_total {}\n", m.controlEndpointErrors);
+  out += "# HELP daemonlet_reconcile_duration_seconds Time to compute one plan.\n# TYPE daemonlet_reconcile_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < AgentMetrics::kBuckets.size(); ++i)
+    out += fmt::format("daemonlet_reconcile_duration_seconds_bucket{{le=\"{}\"}} {}\n", AgentMetrics::kBuckets[i], m.reconcileBuckets[i]);
+  out += fmt::format("daemonlet_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", m.reconciles);
+  out += fmt::format("daemonlet_reconcile_duration_seconds_sum {}\n", m.reconcileSecondsSum);
+  out += fmt::format("daemonlet_reconcile_duration_seconds_count {}\n", m.reconciles);
+  return out;
+}
+
+}  // namespace daemonlet::agent

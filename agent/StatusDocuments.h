@@ -1,0 +1,40 @@
+#pragma once
+// The documents of the introspection API (DESIGN 3.7), rendered from the last plan.
+// Pure: the same values always give the same text.
+#include <array>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/Reconciler.h"
+
+namespace daemonlet::agent {
+
+struct InstanceInfo {
+  std::string cluster;
+  std::string instanceId;
+  std::string version;
+  Resources total;     // capacity before instance.reserved
+  Resources reserved;  // instance.reserved
+};
+
+// Counters the agent keeps for /metrics.
+struct AgentMetrics {
+  std::int64_t rollouts = 0;
+  std::int64_t controlEndpointErrors = 0;
+  std::int64_t reconciles = 0;
+  double reconcileSecondsSum = 0;
+  std::vector<std::int64_t> reconcileBuckets = std::vector<std::int64_t>(kBuckets.size(), 0);
+  static constexpr std::array<double, 6> kBuckets{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.1};
+
+  void observeReconcile(double seconds);
+};
+
+nlohmann::json metadataDocument(const InstanceInfo& info, const Plan& plan);
+nlohmann::json daemonsDocument(const Plan& plan);
+nlohmann::json taskDocument(const TaskStatus& task);
+nlohmann::json tasksDocument(const Plan& plan);
+std::string metricsText(const InstanceInfo& info, const Plan& plan, const AgentMetrics& metrics);
+
+}  // namespace daemonlet::agent
