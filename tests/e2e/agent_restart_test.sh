@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# P5 on the machine's dockerd: restarting the agent never stops, restarts or duplicates
+# a container. kill -9 during boot and in the middle of a rolling update, then a new agent
+# adopts what runs and finishes the step; SIGTERM leaves everything running.
+set -u
+bin=$1
+image=daemonlet/busybox:local
+work=$(mktemp -d /tmp/dl-restart-XXXXXX)
+defs=$work/defs
+fail=0
+agent=
+cleanup() {
+  [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
+  docker ps -aq --filter label=io.daemonlet.instance=restart | xargs -r docker rm -f >/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { echo "restart: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+wait_for() {
+  local limit=$1; shift
+  local end=$(( $(date +%s) + limit ))
+  until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.1; done
+}
+# id name started-at for every managed container, sorted: the fingerprint of "untouched".
+snapshot() {
+  docker ps -aq --filter label=io.daemonlet.instance=restart | xargs -r docker inspect -f '{{.Id}} {{.Name}} {{.State.StartedAt}} {{.State.Status}}' | sort
+}
+running_ones() { snapshot | awk '$4 == "running"'; }
+run_once() { "$bin" run --config "$work/config.yaml" --source "$defs" --once >>"$work/once.log" 2>&1; }
+
+mkdir -p "$defs/daemons" "$defs/tasks"
+printf 'instance: {id: restart}\nlisten: 127.0.0.1:51698\nstateDir: %s/state\n' "$work" >"$work/config.yaml"
+daemon_def() {
+  cat >"$defs/daemons/agent.json" <<JSON
+{"family": "agent", "revision": $1, "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "stopTimeout": 3,
+  "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]}]}
+JSON
+}
+daemon_def 1
+for t in t1 t2; do
+  cat >"$defs/tasks/$t.json" <<JSON
+{"family": "app", "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "stopTimeout": 3,
+  "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]}]}
+JSON
+done
+
+# --- kill -9 during boot ------------------------------------------------------------------
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/boot.log" 2>&1 &
+agent=$!
+some_container() { [ -n "$(docker ps -aq --filter label=io.daemonlet.instance=restart)" ]; }
+wait_for 30 some_container || bad "the first agent created nothing"
+kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=
+before=$(snapshot)
+run_once || bad "agent after kill -9 during boot did not converge"
+after=$(snapshot)
+while read -r id name started status; do
+  [ -z "$id" ] && continue
+  line=$(echo "$after" | grep "^$id ")
+  [ -n "$line" ] || { bad "container $name ($id) was replaced after the restart"; continue; }
+  [ "$status" = running ] && [ "$(echo "$line" | cut -d' ' -f3)" != "$started" ] && bad "container $name was restarted"
+done <<<"$before"
+[ "$(running_ones | wc -l)" = 3 ] || bad "expected 1 daemon + 2 tasks running, got: $(running_ones)"
+say "kill -9 during boot: $(echo "$before" | grep -c .) container(s) adopted as they were, boot finished"
+
+# --- a second agent run changes nothing ---------------------------------------------------
+before=$(snapshot)
+run_once || bad "adopting agent did not converge"
+[ "$(snapshot)" = "$before" ] || bad "a plain agent restart changed containers"
+say "restart with everything running: no container touched"
+
+# --- kill -9 in the middle of a rolling update ------------------------------------------
+tasks_before=$(running_ones | grep daemonlet-task)
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/rollout.log" 2>&1 &
+agent=$!
+wait_for 20 grep -q "converged\|slot gate open" "$work/rollout.log"
+sleep 1
+daemon_def 2
+new_copy() { [ -n "$(docker ps -aq --filter label=io.daemonlet.family=agent --filter label=io.daemonlet.revision=2)" ]; }
+wait_for 20 new_copy || bad "the rollout never created r2"
+kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=
+new_id=$(docker ps -aq --no-trunc --filter label=io.daemonlet.family=agent --filter label=io.daemonlet.revision=2)
+[ -n "$(docker ps -q --filter label=io.daemonlet.family=agent --filter label=io.daemonlet.revision=1)" ] || say "(r1 was already stopped when the agent died)"
+run_once || bad "agent after kill -9 mid-rollout did not converge"
+copies=$(docker ps -q --filter label=io.daemonlet.family=agent | wc -l)
+[ "$copies" = 1 ] || bad "$copies copies of the daemon after the rollout"
+[ "$(docker ps -q --no-trunc --filter label=io.daemonlet.family=agent --filter label=io.daemonlet.revision=2)" = "$new_id" ] \
+  || bad "r2 was recreated instead of adopted"
+[ -z "$(docker ps -aq --filter label=io.daemonlet.family=agent --filter label=io.daemonlet.revision=1)" ] || bad "r1 left behind"
+[ "$(running_ones | grep daemonlet-task)" = "$tasks_before" ] || bad "application tasks were touched by the daemon rollout"
+say "kill -9 mid-rollout: r2 adopted (same id), r1 stopped and removed, tasks untouched"
+
+# --- SIGTERM without --drain-on-exit ---------------------------------------------------
+before=$(snapshot)
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/term.log" 2>&1 &
+agent=$!
+wait_for 20 grep -q "phase STARTING -> ACTIVE" "$work/term.log" || bad "agent did not come up: $(tail -3 "$work/term.log")"
+t0=$(date +%s.%N)
+kill -TERM "$agent"; wait "$agent"; code=$?; agent=
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+[ "$code" = 0 ] || bad "SIGTERM exit code $code"
+[ "$(snapshot)" = "$before" ] || bad "SIGTERM changed containers"
+say "SIGTERM: agent exited 0 in ${took} s, every container still running as before"
+
+# --- daemonlet status and drain --wait through the introspection API ------------------
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/drain.log" 2>&1 &
+agent=$!
+wait_for 20 grep -q "phase STARTING -> ACTIVE" "$work/drain.log" || bad "agent did not come up for the drain"
+status=$("$bin" status --listen 127.0.0.1:51698)
+echo "$status" | grep -q "phase ACTIVE  slot gate open" || bad "status: $status"
+echo "$status" | grep -qE "^t1 +app +0 +RUNNING" || bad "status does not list t1 RUNNING: $status"
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:51698/readyz)" = 200 ] || bad "/readyz not 200"
+"$bin" drain --listen 127.0.0.1:51698 --wait --timeout 30 >"$work/drain.out" 2>&1 || bad "drain --wait failed: $(cat "$work/drain.out")"
+[ -z "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task)" ] || bad "tasks running after drain --wait"
+[ "$(docker ps -q --filter label=io.daemonlet.family=agent | wc -l)" = 1 ] || bad "the daemon did not keep running through a drain"
+"$bin" status --listen 127.0.0.1:51698 --json | grep -q '"phase": "DRAINED"' || bad "status --json does not say DRAINED"
+kill -TERM "$agent"; wait "$agent"; agent=
+"$bin" status --listen 127.0.0.1:51698 >/dev/null 2>"$work/status.err" && bad "status succeeded with no agent"
+grep -q "cannot reach the agent at 127.0.0.1:51698" "$work/status.err" || bad "status error unclear: $(cat "$work/status.err")"
+say "status shows phase and tasks; drain --wait returned with tasks stopped and the daemon running"
+
+if [ "$fail" != 0 ]; then for f in "$work"/*.log; do echo "--- $f"; tail -40 "$f"; done; fi
+[ "$fail" = 0 ] && echo "restart: all checks passed"
+exit $fail
