@@ -61,7 +61,24 @@ void Agent::wake() {
   wake_.cancel();
 }
 
+void Agent::prepareForShutdown(bool starting) {
+  if (starting) {
+    log_.info("system shutdown: draining application tasks, then daemons, before releasing the shutdown hold");
+    systemShutdown_ = true;
+    shutdown();
+    return;
+  }
+  log_.info("system shutdown cancelled: back to normal; taking the shutdown hold again");
+  systemShutdown_ = false;
+  shutdownRequested_ = false;
+  shutdownDeadline_.reset();
+  tasksConfirmedGone_ = false;
+  if (inhibitor_) inhibitor_->take();
+  wake();
+}
+
 void Agent::terminate() {
+  notifier_.stopping("stopping the agent; containers keep running");
   if (options_.drainOnExit) {
     log_.info("SIGTERM with --drain-on-exit: draining application tasks, then daemons (limit {} s)", config_.drainTimeoutSeconds);
     shutdown();
@@ -126,6 +143,11 @@ asio::awaitable<int> Agent::run() {
       api_.reset();
     }
   }
+  if (!options_.dryRun && !options_.once) {
+    inhibitor_ = std::make_unique<ShutdownInhibitor>(io_.get_executor(), log_);
+    if (!inhibitor_->start(std::chrono::seconds(config_.drainTimeoutSeconds), [this](bool starting) { prepareForShutdown(starting); }))
+      inhibitor_.reset();
+  }
   if (!co_await connect()) {
     log_.error("runtime: not reachable; giving up");
     co_return 1;
@@ -166,6 +188,7 @@ asio::awaitable<int> Agent::run() {
       break;
     }
     lastTick_ = steady_clock::now();
+    notifier_.keepAlive();
     if (haveDesired_) tick();
     if (options_.once && lastPlan_.converged && executor_.idle()) {
       log_.info("converged: phase {}", toString(phase_));
@@ -177,13 +200,23 @@ asio::awaitable<int> Agent::run() {
       break;
     }
     if (shutdownRequested_ && phase_ == Phase::Stopped && executor_.idle()) {
-      log_.info("shutdown complete: application tasks drained, daemons stopped");
-      break;
+      if (!systemShutdown_) {
+        log_.info("shutdown complete: application tasks drained, daemons stopped");
+        break;
+      }
+      if (inhibitor_ && inhibitor_->holding()) {
+        log_.info("shutdown complete: application tasks drained, daemons stopped; releasing the hold");
+        inhibitor_->release();
+      }
     }
     if (shutdownDeadline_ && steady_clock::now() > *shutdownDeadline_) {
-      log_.error("shutdown.drainTimeoutSeconds ({} s) passed in phase {}; exiting with work left", config_.drainTimeoutSeconds, toString(phase_));
-      exitCode = 1;
-      break;
+      log_.error("shutdown.drainTimeoutSeconds ({} s) passed in phase {}; giving up the drain", config_.drainTimeoutSeconds, toString(phase_));
+      shutdownDeadline_.reset();
+      if (!systemShutdown_) {
+        exitCode = 1;
+        break;
+      }
+      if (inhibitor_) inhibitor_->release();  // never hold the machine past the limit
     }
     if (steady_clock::now() - lastRefresh > std::chrono::seconds(60)) {
       // Belt and braces next to the event stream: a full listing now and then.
@@ -238,6 +271,7 @@ void Agent::tick() {
   logChanges(plan);
   executor_.execute(plan.actions);
   maybeConfirmDrained(plan);
+  notifyServiceManager(plan);
   lastPlan_ = std::move(plan);
 }
 
@@ -270,6 +304,16 @@ asio::awaitable<void> Agent::confirmDrained() {
     log_.info("drain: the runtime confirms no application container is running");
   }
   wake();
+}
+
+// STATUS= for `systemctl status`, e.g. "ACTIVE: 3/3 daemons, 12 tasks"; READY=1 once the
+// slot gate is open (or timed out).
+void Agent::notifyServiceManager(const Plan& plan) {
+  const auto up = std::count_if(plan.daemons.begin(), plan.daemons.end(), [](const DaemonStatus& d) { return d.ready; });
+  const auto running = std::count_if(plan.tasks.begin(), plan.tasks.end(), [](const TaskStatus& t) { return t.status == Status::Running; });
+  const std::string line = fmt::format("{}: {}/{} daemons, {} tasks", toString(plan.phase), up, plan.daemons.size(), running);
+  if (plan.memory.gateOpenedAt) notifier_.ready(line);
+  notifier_.status(line);
 }
 
 void Agent::logChanges(const Plan& plan) {

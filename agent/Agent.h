@@ -12,6 +12,8 @@
 #include "agent/IntrospectionApi.h"
 #include "agent/Logger.h"
 #include "agent/Reconciler.h"
+#include "agent/ServiceNotifier.h"
+#include "agent/ShutdownInhibitor.h"
 #include "config/AgentConfig.h"
 #include "runtime/Runtime.h"
 
@@ -37,6 +39,8 @@ class Agent final : public ApiBackend {
   void drain();
   // Instance shutdown: drain, then stop daemons (P4).
   void shutdown();
+  // logind's PrepareForShutdown: shutdown(), then release the hold and wait for SIGTERM.
+  void prepareForShutdown(bool starting);
 
   Phase phase() const { return phase_; }
 
@@ -51,6 +55,7 @@ class Agent final : public ApiBackend {
   asio::awaitable<bool> connect();
   void tick();
   void logChanges(const Plan& plan);
+  void notifyServiceManager(const Plan& plan);
   void maybeConfirmDrained(const Plan& plan);
   asio::awaitable<void> confirmDrained();
   void wake();
@@ -82,6 +87,9 @@ class Agent final : public ApiBackend {
   AgentMetrics metrics_;
   std::chrono::steady_clock::time_point lastTick_ = std::chrono::steady_clock::now();
   std::unique_ptr<IntrospectionApi> api_;
+  ServiceNotifier notifier_;
+  std::unique_ptr<ShutdownInhibitor> inhibitor_;
+  bool systemShutdown_ = false;  // the shutdown came from logind: stay until SIGTERM
 };
 
 // CPUs x 1024 units and MemTotal in MiB, read from this machine.

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The host integration under a real systemd and logind (DESIGN 5, P4, P5): a Debian
+# bookworm systemd container runs daemonlet.service against the machine's dockerd through
+# the mounted socket. Checks: systemd-analyze verify passes; Type=notify start returns once
+# the slot gate is open; `systemctl restart daemonlet` restarts no container; and
+# `systemctl poweroff` waits while the agent drains: every application container exits
+# before any daemon container stops, and the daemons are stopped before the machine is gone.
+set -u
+bin=$1
+top=$(cd "$(dirname "$0")/../.." && pwd)
+image=daemonlet-test/systemd:bookworm
+cache=/var/cache/daemonlet-test
+name=dl-systemd-$$
+work=$(mktemp -d /tmp/dl-systemd-XXXXXX)
+fail=0
+cleanup() {
+  docker rm -f "$name" >/dev/null 2>&1
+  docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e | xargs -r docker rm -f >/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { echo "systemd: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+wait_for() {
+  local limit=$1; shift
+  local end=$(( $(date +%s) + limit ))
+  until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
+}
+in_box() { docker exec "$name" "$@"; }
+epoch() { date -d "$1" +%s.%N; }
+
+# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, ~1 min).
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  mkdir -p "$cache"
+  if [ ! -s "$cache/rootfs.tar" ]; then
+    say "building the bookworm systemd rootfs with mmdebstrap"
+    mmdebstrap --variant=apt --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,ca-certificates,curl \
+      bookworm "$cache/rootfs.tar.partial" >"$work/mmdebstrap.log" 2>&1 || { tail -20 "$work/mmdebstrap.log"; exit 1; }
+    mv "$cache/rootfs.tar.partial" "$cache/rootfs.tar"
+  fi
+  docker import "$cache/rootfs.tar" "$image" >/dev/null || exit 1
+fi
+
+# The install: binary, unit, logind drop-in, tmpfiles, config and definitions.
+mkdir -p "$work/defs/daemons" "$work/defs/tasks" "$work/logs"
+cat >"$work/config.yaml" <<YAML
+instance: {id: systemd-e2e}
+shutdown: {drainTimeoutSeconds: 60}
+YAML
+for d in metrics logs; do
+  cat >"$work/defs/daemons/$d.json" <<JSON
+{"family": "$d", "revision": 1, "containerDefinitions": [{"name": "main", "image": "daemonlet/busybox:local", "memory": 32, "stopTimeout": 5,
+  "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]}]}
+JSON
+done
+for t in web-1 web-2; do
+  # Slow to stop: ignores SIGTERM, killed after its 3 s stopTimeout.
+  cat >"$work/defs/tasks/$t.json" <<JSON
+{"family": "web", "containerDefinitions": [{"name": "main", "image": "daemonlet/busybox:local", "memory": 32, "stopTimeout": 3,
+  "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}]}
+JSON
+done
+mkdir -p "$work/dropin"
+printf '[Service]\nStandardOutput=append:/logs/agent.log\nStandardError=append:/logs/agent.log\n' >"$work/dropin/test-log.conf"
+
+docker create --name "$name" --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
+  -v /sys/fs/cgroup:/sys/fs/cgroup --tmpfs /run --tmpfs /run/lock \
+  -v /var/run/docker.sock:/var/run/docker.sock -v "$work/logs:/logs" "$image" /lib/systemd/systemd >/dev/null || exit 1
+docker cp "$bin" "$name:/usr/bin/daemonlet"
+docker cp "$top/systemd/daemonlet.service" "$name:/lib/systemd/system/daemonlet.service"
+docker cp "$top/systemd/logind.conf.d" "$name:/usr/lib/systemd/"
+docker cp "$top/systemd/tmpfiles.d/daemonlet.conf" "$name:/usr/lib/tmpfiles.d/daemonlet.conf"
+docker cp "$work/config.yaml" "$name:/etc/daemonlet-config.yaml"
+docker start "$name" >/dev/null
+booted() { [ "$(in_box systemctl is-system-running 2>/dev/null)" = running ] || [ "$(in_box systemctl is-system-running 2>/dev/null)" = degraded ]; }
+wait_for 60 booted || { bad "systemd did not boot: $(in_box systemctl is-system-running)"; exit 1; }
+in_box mkdir -p /etc/daemonlet /etc/systemd/system/daemonlet.service.d
+in_box cp /etc/daemonlet-config.yaml /etc/daemonlet/config.yaml
+# tmpfiles made the directory at boot: copy the contents, not the folder.
+docker cp "$work/defs/." "$name:/etc/daemonlet/definitions/"
+docker cp "$work/dropin/test-log.conf" "$name:/etc/systemd/system/daemonlet.service.d/test-log.conf"
+
+verify=$(in_box systemd-analyze verify /lib/systemd/system/daemonlet.service 2>&1) || bad "systemd-analyze verify: $verify"
+[ -z "$verify" ] || say "verify said: $verify"
+delay=$(in_box busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager InhibitDelayMaxUSec)
+[ "$delay" = "t 330000000" ] || bad "logind InhibitDelayMaxUSec is '$delay', the drop-in did not apply"
+say "unit verified; logind InhibitDelayMaxSec raised to 330 s by the drop-in"
+
+# Type=notify: start returns once READY=1, i.e. the slot gate is open.
+in_box systemctl daemon-reload
+in_box systemd-tmpfiles --create /usr/lib/tmpfiles.d/daemonlet.conf
+timeout 90 docker exec "$name" systemctl start daemonlet || bad "systemctl start daemonlet failed: $(in_box systemctl status daemonlet --no-pager | tail -5)"
+status=$(in_box systemctl show -p StatusText --value daemonlet)
+echo "$status" | grep -q "^ACTIVE: 2/2 daemons" || bad "StatusText: '$status'"
+apps_up() { [ "$(docker ps -q --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=task | wc -l)" = 2 ]; }
+wait_for 30 apps_up || bad "application tasks not running"
+grep -q "shutdown hold: logind delay lock taken" "$work/logs/agent.log" || bad "no shutdown hold taken: $(grep -i hold "$work/logs/agent.log")"
+in_box systemd-inhibit --list --no-pager | grep -q "daemonlet.*delay" || bad "logind lists no daemonlet delay lock"
+say "started: status '$status', delay lock held"
+say "hardening: $(in_box systemd-analyze security daemonlet --no-pager 2>/dev/null | tail -1)"
+
+# systemctl restart: no container restarted (P5).
+snapshot() { docker ps -q --filter label=io.daemonlet.instance=systemd-e2e | xargs -r docker inspect -f '{{.Id}} {{.State.StartedAt}}' | sort; }
+before=$(snapshot)
+in_box systemctl restart daemonlet || bad "systemctl restart failed"
+[ "$(snapshot)" = "$before" ] || bad "systemctl restart daemonlet changed containers"
+[ "$(echo "$before" | wc -l)" = 4 ] || bad "expected 4 running containers, have: $before"
+say "systemctl restart daemonlet: the same 4 containers, none restarted"
+
+# systemctl poweroff: the hold keeps the machine up while applications drain first.
+docker exec -d "$name" systemctl poweroff
+powered_off() { [ "$(docker inspect -f '{{.State.Running}}' "$name")" = false ]; }
+wait_for 120 powered_off || bad "the systemd container did not power off"
+box_end=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$name")")
+last_app=0
+for c in $(docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=task); do
+  [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ] || bad "application $c still running after poweroff"
+  f=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$c")")
+  awk -v a="$f" -v b="$last_app" 'BEGIN { exit !(a > b) }' && last_app=$f
+done
+for c in $(docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=daemon); do
+  [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ] || { bad "daemon $c still running: the agent did not stop it before poweroff"; continue; }
+  f=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$c")")
+  awk -v a="$last_app" -v b="$f" 'BEGIN { exit !(a < b) }' || bad "daemon $c stopped at $f, before the last application ($last_app)"
+  awk -v a="$f" -v b="$box_end" 'BEGIN { exit !(a < b) }' || bad "daemon $c stopped at $f, after the machine was gone ($box_end)"
+done
+grep -q "system shutdown: draining application tasks" "$work/logs/agent.log" || bad "the agent never saw PrepareForShutdown"
+grep -q "releasing the hold" "$work/logs/agent.log" || bad "the agent did not release the hold after draining"
+say "poweroff waited: apps drained (last at $last_app), then daemons stopped, then the machine went down ($box_end)"
+
+if [ "$fail" != 0 ]; then echo "--- agent log"; tail -60 "$work/logs/agent.log"; fi
+[ "$fail" = 0 ] && echo "systemd: all checks passed"
+exit $fail
