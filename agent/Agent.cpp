@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -70,6 +71,7 @@ void Agent::prepareForShutdown(bool starting) {
   }
   log_.info("system shutdown cancelled: back to normal; taking the shutdown hold again");
   systemShutdown_ = false;
+  persistDrainIntent(drainRequested_ ? "drain" : "");
   shutdownRequested_ = false;
   shutdownDeadline_.reset();
   tasksConfirmedGone_ = false;
@@ -91,13 +93,46 @@ void Agent::terminate() {
 void Agent::drain() {
   if (!drainRequested_) log_.info("drain requested: admitting nothing, stopping application tasks; daemons keep running");
   drainRequested_ = true;
+  if (!shutdownRequested_) persistDrainIntent("drain");
   wake();
 }
 
 void Agent::shutdown() {
   if (!shutdownRequested_) shutdownDeadline_ = steady_clock::now() + std::chrono::seconds(config_.drainTimeoutSeconds);
   shutdownRequested_ = true;
+  // A system shutdown is not resumed: the machine is going down, and a marker left behind
+  // would drain it again after the next boot.
+  if (!systemShutdown_) persistDrainIntent("shutdown");
   wake();
+}
+
+void Agent::persistDrainIntent(const std::string& intent) {
+  namespace fs = std::filesystem;
+  const fs::path marker = fs::path(config_.stateDir) / "drain";
+  std::error_code ec;
+  if (intent.empty()) {
+    fs::remove(marker, ec);
+    return;
+  }
+  fs::create_directories(marker.parent_path(), ec);
+  const fs::path temp = marker.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << intent << '\n';
+    if (!out.flush()) {
+      log_.warn("cannot record the {} in {}: a restarted agent would not resume it", intent, marker.string());
+      return;
+    }
+  }
+  fs::rename(temp, marker, ec);
+  if (ec) log_.warn("cannot record the {} in {}: {}", intent, marker.string(), ec.message());
+}
+
+std::string Agent::persistedDrainIntent() const {
+  std::ifstream in(std::filesystem::path(config_.stateDir) / "drain");
+  std::string intent;
+  in >> intent;
+  return intent;
 }
 
 asio::awaitable<bool> Agent::connect() {
@@ -157,6 +192,17 @@ asio::awaitable<int> Agent::run() {
   for (const auto& c : adopted.containers) running += c.running();
   log_.info("adopted {} managed container(s), {} running: none is restarted (P5)", adopted.containers.size(), running);
   bootAt_ = std::chrono::system_clock::now();
+  if (!options_.dryRun) {
+    // Resume what a previous agent was in the middle of (P5: it finishes the step).
+    const std::string intent = persistedDrainIntent();
+    if (intent == "shutdown") {
+      log_.info("resuming the shutdown drain a previous agent started ({}/drain)", config_.stateDir);
+      shutdown();
+    } else if (intent == "drain") {
+      log_.info("resuming the drain a previous agent started ({}/drain); remove that file and restart to admit tasks again", config_.stateDir);
+      drain();
+    }
+  }
 
   source_ = std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
   source_->start([this](const config::DesiredState& state) {
@@ -202,6 +248,7 @@ asio::awaitable<int> Agent::run() {
     if (shutdownRequested_ && phase_ == Phase::Stopped && executor_.idle()) {
       if (!systemShutdown_) {
         log_.info("shutdown complete: application tasks drained, daemons stopped");
+        persistDrainIntent(drainRequested_ ? "drain" : "");
         break;
       }
       if (inhibitor_ && inhibitor_->holding()) {

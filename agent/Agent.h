@@ -56,6 +56,10 @@ class Agent final : public ApiBackend {
   void tick();
   void logChanges(const Plan& plan);
   void notifyServiceManager(const Plan& plan);
+  // The drain intent survives an agent restart (kill -9 mid-drain): stateDir/drain holds
+  // "drain" or "shutdown" until the step is done or cancelled.
+  void persistDrainIntent(const std::string& intent);
+  std::string persistedDrainIntent() const;
   void maybeConfirmDrained(const Plan& plan);
   asio::awaitable<void> confirmDrained();
   void wake();

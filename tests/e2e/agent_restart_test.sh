@@ -119,6 +119,35 @@ kill -TERM "$agent"; wait "$agent"; agent=
 grep -q "cannot reach the agent at 127.0.0.1:51698" "$work/status.err" || bad "status error unclear: $(cat "$work/status.err")"
 say "status shows phase and tasks; drain --wait returned with tasks stopped and the daemon running"
 
+# --- kill -9 in the middle of a drain, then of a --drain-on-exit shutdown --------------
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/redrain.log" 2>&1 &
+agent=$!
+wait_for 20 grep -q "resuming the drain" "$work/redrain.log" || bad "a restarted agent forgot the drain: $(tail -3 "$work/redrain.log")"
+sleep 2
+[ -z "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task)" ] || bad "tasks started again after a restart mid-drain"
+"$bin" status --listen 127.0.0.1:51698 --json | grep -q '"phase": "DRAINED"' || bad "restarted agent is not DRAINED"
+kill -TERM "$agent"; wait "$agent"; agent=
+rm -f "$work/state/drain"  # the operator un-drains
+
+"$bin" run --config "$work/config.yaml" --source "$defs" --drain-on-exit >"$work/shutdown1.log" 2>&1 &
+agent=$!
+wait_for 30 grep -q "phase STARTING -> ACTIVE\|phase DAEMONS_PENDING -> ACTIVE" "$work/shutdown1.log" || bad "agent did not come up for the shutdown"
+two_tasks() { [ "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task | wc -l)" -eq 2 ]; }
+wait_for 30 two_tasks || bad "tasks did not start again after the un-drain"
+kill -TERM "$agent"
+wait_for 10 grep -q "phase ACTIVE -> DRAINING" "$work/shutdown1.log"
+kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=
+"$bin" run --config "$work/config.yaml" --source "$defs" >"$work/shutdown2.log" 2>&1 &
+agent=$!
+agent_gone() { ! kill -0 "$agent" 2>/dev/null; }
+wait_for 60 agent_gone || bad "the restarted agent did not finish the interrupted shutdown"
+wait "$agent"; code=$?; agent=
+[ "$code" = 0 ] || bad "resumed shutdown exit code $code"
+grep -q "resuming the shutdown drain" "$work/shutdown2.log" || bad "the shutdown was not resumed"
+[ -z "$(docker ps -q --filter label=io.daemonlet.instance=restart)" ] || bad "containers still running after the resumed shutdown"
+[ ! -e "$work/state/drain" ] || bad "the shutdown marker was left behind"
+say "kill -9 mid-drain and mid-shutdown: the restarted agent finished each step"
+
 if [ "$fail" != 0 ]; then for f in "$work"/*.log; do echo "--- $f"; tail -40 "$f"; done; fi
 [ "$fail" = 0 ] && echo "restart: all checks passed"
 exit $fail
