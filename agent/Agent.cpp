@@ -219,7 +219,7 @@ asio::awaitable<int> Agent::run() {
     b.reason = f.message;
     b.retryAt = std::chrono::system_clock::now() + backoffDelay(b.failures);
   });
-  runtime_.watch(Executor::managedSelector(),
+  runtime_.watch(executor_.managedSelector(),
                  {[this](const runtime::RuntimeEvent& e) { executor_.applyEvent(e); },
                   [this](const std::vector<runtime::ContainerInfo>& snapshot) { executor_.applySnapshot(snapshot); },
                   [this](const runtime::Error& e) { log_.warn("runtime events: {}; reconnecting", e.message); }});
@@ -337,7 +337,7 @@ void Agent::maybeConfirmDrained(const Plan& plan) {
 asio::awaitable<void> Agent::confirmDrained() {
   // A named selector, not a braced list in the call: GCC 12 cannot place an
   // initializer_list's backing array in a coroutine frame.
-  runtime::LabelSelector tasks = Executor::managedSelector();
+  runtime::LabelSelector tasks = executor_.managedSelector();
   tasks[label::kKind] = "task";
   auto listed = co_await runtime_.list(std::move(tasks));
   confirming_ = false;

@@ -25,6 +25,8 @@ bool Executor::inFlight(Kind kind) const {
 }
 
 void Executor::upsert(const runtime::ContainerInfo& info) {
+  auto instance = info.labels.find(label::kInstance);
+  if (instance == info.labels.end() || instance->second != instanceId_) return;
   if (auto c = observe(info)) containers_[info.id] = std::move(*c);
 }
 

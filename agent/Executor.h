@@ -41,7 +41,9 @@ class Executor {
   bool inFlight(Kind kind) const;
   bool idle() const { return inFlight_.empty(); }
 
-  static runtime::LabelSelector managedSelector() { return {{label::kManaged, "true"}}; }
+  // This instance's containers only: another agent may share the engine (a test, a
+  // nested system container), and what it runs is none of ours to adopt or stop.
+  runtime::LabelSelector managedSelector() const { return {{label::kManaged, "true"}, {label::kInstance, instanceId_}}; }
 
  private:
   asio::awaitable<void> run(Action action);

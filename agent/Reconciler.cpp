@@ -256,16 +256,9 @@ class Planner {
 
   // Creates what is missing and starts what may start. `group` may be empty.
   Progress advance(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId) {
-    Progress p;
-    p.ready = true;
+    Progress p = progressOf(def, group);
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = group.find(c.name);
-      if (c.essential && (!oc || !healthyEnough(c, *oc))) p.ready = false;
-      if (oc && c.essential && oc->exited()) {
-        p.failed = true;
-        p.oomKilled = p.oomKilled || oc->oomKilled;
-        p.reason = fmt::format("essential container {} exited with code {}{}", c.name, oc->exitCode, oc->oomKilled ? " (OOM-killed)" : "");
-      }
       if (oc && !oc->neverStarted()) continue;
       std::string blocked;
       for (const auto& d : c.dependsOn) {
@@ -382,7 +375,7 @@ class Planner {
       if (current) {
         Progress p;
         if (gateOpen) p = advance(Kind::Task, task->id, def, *current, task->id);
-        else p = inspectOnly(def, *current);
+        else p = progressOf(def, *current);
         if (p.failed) {
           // The control plane decides about new tasks: a stopped task stays stopped.
           stopGroup(Kind::Task, task->id, *current, &def, "essential container exited");
@@ -415,15 +408,19 @@ class Planner {
     plan_.available = available_;
   }
 
-  Progress inspectOnly(const TaskDefinition& def, const Group& group) const {
+  // Ready when every essential container runs (healthy where declared); failed when one
+  // of them exited.
+  static Progress progressOf(const TaskDefinition& def, const Group& group) {
     Progress p;
     p.ready = true;
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = group.find(c.name);
-      if (c.essential && (!oc || !healthyEnough(c, *oc))) p.ready = false;
-      if (oc && c.essential && oc->exited()) {
+      if (!c.essential) continue;
+      if (!oc || !healthyEnough(c, *oc)) p.ready = false;
+      if (oc && oc->exited()) {
         p.failed = true;
-        p.reason = fmt::format("essential container {} exited with code {}", c.name, oc->exitCode);
+        p.oomKilled = p.oomKilled || oc->oomKilled;
+        p.reason = fmt::format("essential container {} exited with code {}{}", c.name, oc->exitCode, oc->oomKilled ? " (OOM-killed)" : "");
       }
     }
     return p;
@@ -437,6 +434,9 @@ class Planner {
       TaskStatus status = taskStatus(task);
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "instance draining");
+        // Removed once stopped: an exited container would read as "the task ended on its
+        // own" and keep it from starting again after the drain or the next boot.
+        if (!g.live()) removeGroup(Kind::Task, task.id, g);
       }
       status.status = anyRunningIn(groups) ? Status::Deactivating : Status::Stopped;
       if (status.status == Status::Stopped) status.stoppedReason = "Instance drained";

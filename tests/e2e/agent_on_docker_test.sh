@@ -11,6 +11,8 @@ work=$(mktemp -d /tmp/dl-e2e-XXXXXX)
 defs=$work/defs
 log=$work/agent.log
 fail=0
+name=e2e
+. "$(dirname "$0")/lib.sh"
 agent=
 
 cleanup() {
@@ -19,17 +21,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-say() { echo "e2e: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-# wait_for SECONDS COMMAND...: polls every 0.2 s
-wait_for() {
-  local limit=$1; shift
-  local end=$(( $(date +%s) + limit ))
-  until "$@"; do
-    [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.2
-  done
-}
 # Docker writes RFC 3339 in inspect, Go's "2006-01-02 15:04:05.9 +0000 UTC" in health logs.
 epoch() {
   local t
@@ -127,6 +118,7 @@ fi
 
 # --- P4: drain on exit; a daemon killed mid-drain comes back ------------------------------
 fast=$(docker ps -q --filter label=io.daemonlet.family=fast)
+drain_t0=$(date +%s)
 kill -TERM "$agent"
 wait_for 10 grep -q "phase ACTIVE -> DRAINING" "$log" || bad "no DRAINING phase"
 sleep 1
@@ -137,11 +129,12 @@ wait "$agent"; code=$?
 agent=
 [ "$code" = 0 ] || bad "agent exit code $code after drain"
 grep -q "shutdown complete" "$log" || bad "no 'shutdown complete' in the log"
-last_app=0
-for app in $(docker ps -aq --filter label=io.daemonlet.kind=task --filter label=io.daemonlet.instance=e2e); do
-  f=$(epoch "$(inspect "$app" '{{.State.FinishedAt}}')")
-  awk -v a="$f" -v b="$last_app" 'BEGIN { exit !(a > b) }' && last_app=$f
-done
+# Drained application containers are removed; their stop times are in the event log.
+last_app=$(docker events --since "$drain_t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.instance=e2e \
+  --filter label=io.daemonlet.kind=task --filter event=die --format '{{.TimeNano}}' | sort -n | tail -1)
+[ -n "$last_app" ] || bad "no application container died during the drain"
+last_app=$(echo "$last_app / 1000000000" | bc -l)
+[ -z "$(docker ps -aq --filter label=io.daemonlet.instance=e2e --filter label=io.daemonlet.kind=task)" ] || bad "drained application containers were not removed"
 for d in $(docker ps -aq --filter label=io.daemonlet.kind=daemon --filter label=io.daemonlet.instance=e2e); do
   [ "$(inspect "$d" '{{.State.Running}}')" = false ] || bad "daemon $d still running after shutdown"
   f=$(epoch "$(inspect "$d" '{{.State.FinishedAt}}')")

@@ -8,6 +8,8 @@ image=daemonlet/busybox:local
 work=$(mktemp -d /tmp/dl-restart-XXXXXX)
 defs=$work/defs
 fail=0
+name=restart
+. "$(dirname "$0")/lib.sh"
 agent=
 cleanup() {
   [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
@@ -15,13 +17,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-say() { echo "restart: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-wait_for() {
-  local limit=$1; shift
-  local end=$(( $(date +%s) + limit ))
-  until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.1; done
-}
 # id name started-at for every managed container, sorted: the fingerprint of "untouched".
 snapshot() {
   docker ps -aq --filter label=io.daemonlet.instance=restart | xargs -r docker inspect -f '{{.Id}} {{.Name}} {{.State.StartedAt}} {{.State.Status}}' | sort
@@ -133,7 +128,7 @@ rm -f "$work/state/drain"  # the operator un-drains
 agent=$!
 wait_for 30 grep -q "phase STARTING -> ACTIVE\|phase DAEMONS_PENDING -> ACTIVE" "$work/shutdown1.log" || bad "agent did not come up for the shutdown"
 two_tasks() { [ "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task | wc -l)" -eq 2 ]; }
-wait_for 30 two_tasks || bad "tasks did not start again after the un-drain"
+wait_for 30 two_tasks || bad "drained tasks did not start again after the un-drain"
 kill -TERM "$agent"
 wait_for 10 grep -q "phase ACTIVE -> DRAINING" "$work/shutdown1.log"
 kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=

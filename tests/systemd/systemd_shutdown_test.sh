@@ -10,23 +10,18 @@ bin=$1
 top=$(cd "$(dirname "$0")/../.." && pwd)
 image=daemonlet-test/systemd:bookworm
 cache=/var/cache/daemonlet-test
-name=dl-systemd-$$
+box=dl-systemd-$$
 work=$(mktemp -d /tmp/dl-systemd-XXXXXX)
 fail=0
+name=systemd
+. "$(dirname "$0")/../e2e/lib.sh"
 cleanup() {
-  docker rm -f "$name" >/dev/null 2>&1
+  docker rm -f "$box" >/dev/null 2>&1
   docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e | xargs -r docker rm -f >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-say() { echo "systemd: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-wait_for() {
-  local limit=$1; shift
-  local end=$(( $(date +%s) + limit ))
-  until "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
-}
-in_box() { docker exec "$name" "$@"; }
+in_box() { docker exec "$box" "$@"; }
 epoch() { date -d "$1" +%s.%N; }
 
 # A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, ~1 min).
@@ -63,22 +58,22 @@ done
 mkdir -p "$work/dropin"
 printf '[Service]\nStandardOutput=append:/logs/agent.log\nStandardError=append:/logs/agent.log\n' >"$work/dropin/test-log.conf"
 
-docker create --name "$name" --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
+docker create --name "$box" --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
   -v /sys/fs/cgroup:/sys/fs/cgroup --tmpfs /run --tmpfs /run/lock \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$work/logs:/logs" "$image" /lib/systemd/systemd >/dev/null || exit 1
-docker cp "$bin" "$name:/usr/bin/daemonlet"
-docker cp "$top/systemd/daemonlet.service" "$name:/lib/systemd/system/daemonlet.service"
-docker cp "$top/systemd/logind.conf.d" "$name:/usr/lib/systemd/"
-docker cp "$top/systemd/tmpfiles.d/daemonlet.conf" "$name:/usr/lib/tmpfiles.d/daemonlet.conf"
-docker cp "$work/config.yaml" "$name:/etc/daemonlet-config.yaml"
-docker start "$name" >/dev/null
+docker cp "$bin" "$box:/usr/bin/daemonlet"
+docker cp "$top/systemd/daemonlet.service" "$box:/lib/systemd/system/daemonlet.service"
+docker cp "$top/systemd/logind.conf.d" "$box:/usr/lib/systemd/"
+docker cp "$top/systemd/tmpfiles.d/daemonlet.conf" "$box:/usr/lib/tmpfiles.d/daemonlet.conf"
+docker cp "$work/config.yaml" "$box:/etc/daemonlet-config.yaml"
+docker start "$box" >/dev/null
 booted() { [ "$(in_box systemctl is-system-running 2>/dev/null)" = running ] || [ "$(in_box systemctl is-system-running 2>/dev/null)" = degraded ]; }
 wait_for 60 booted || { bad "systemd did not boot: $(in_box systemctl is-system-running)"; exit 1; }
 in_box mkdir -p /etc/daemonlet /etc/systemd/system/daemonlet.service.d
 in_box cp /etc/daemonlet-config.yaml /etc/daemonlet/config.yaml
 # tmpfiles made the directory at boot: copy the contents, not the folder.
-docker cp "$work/defs/." "$name:/etc/daemonlet/definitions/"
-docker cp "$work/dropin/test-log.conf" "$name:/etc/systemd/system/daemonlet.service.d/test-log.conf"
+docker cp "$work/defs/." "$box:/etc/daemonlet/definitions/"
+docker cp "$work/dropin/test-log.conf" "$box:/etc/systemd/system/daemonlet.service.d/test-log.conf"
 
 verify=$(in_box systemd-analyze verify /lib/systemd/system/daemonlet.service 2>&1) || bad "systemd-analyze verify: $verify"
 [ -z "$verify" ] || say "verify said: $verify"
@@ -89,7 +84,7 @@ say "unit verified; logind InhibitDelayMaxSec raised to 330 s by the drop-in"
 # Type=notify: start returns once READY=1, i.e. the slot gate is open.
 in_box systemctl daemon-reload
 in_box systemd-tmpfiles --create /usr/lib/tmpfiles.d/daemonlet.conf
-timeout 90 docker exec "$name" systemctl start daemonlet || bad "systemctl start daemonlet failed: $(in_box systemctl status daemonlet --no-pager | tail -5)"
+timeout 90 docker exec "$box" systemctl start daemonlet || bad "systemctl start daemonlet failed: $(in_box systemctl status daemonlet --no-pager | tail -5)"
 status=$(in_box systemctl show -p StatusText --value daemonlet)
 echo "$status" | grep -q "^ACTIVE: 2/2 daemons" || bad "StatusText: '$status'"
 apps_up() { [ "$(docker ps -q --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=task | wc -l)" = 2 ]; }
@@ -108,16 +103,16 @@ in_box systemctl restart daemonlet || bad "systemctl restart failed"
 say "systemctl restart daemonlet: the same 4 containers, none restarted"
 
 # systemctl poweroff: the hold keeps the machine up while applications drain first.
-docker exec -d "$name" systemctl poweroff
-powered_off() { [ "$(docker inspect -f '{{.State.Running}}' "$name")" = false ]; }
+poweroff_t0=$(date +%s)
+docker exec -d "$box" systemctl poweroff
+powered_off() { [ "$(docker inspect -f '{{.State.Running}}' "$box")" = false ]; }
 wait_for 120 powered_off || bad "the systemd container did not power off"
-box_end=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$name")")
-last_app=0
-for c in $(docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=task); do
-  [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ] || bad "application $c still running after poweroff"
-  f=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$c")")
-  awk -v a="$f" -v b="$last_app" 'BEGIN { exit !(a > b) }' && last_app=$f
-done
+box_end=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$box")")
+last_app=$(docker events --since "$poweroff_t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.instance=systemd-e2e \
+  --filter label=io.daemonlet.kind=task --filter event=die --format '{{.TimeNano}}' | sort -n | tail -1)
+[ -n "$last_app" ] || bad "no application container died during the poweroff"
+last_app=$(echo "$last_app / 1000000000" | bc -l)
+[ -z "$(docker ps -q --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=task)" ] || bad "applications still running after poweroff"
 for c in $(docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e --filter label=io.daemonlet.kind=daemon); do
   [ "$(docker inspect -f '{{.State.Running}}' "$c")" = false ] || { bad "daemon $c still running: the agent did not stop it before poweroff"; continue; }
   f=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$c")")

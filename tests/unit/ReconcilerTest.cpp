@@ -308,17 +308,22 @@ TEST_CASE("drain (P4): applications stop with their stopTimeout; daemons keep ru
   Plan drained = w.step();
   CHECK(drained.phase == Phase::Drained);
   CHECK(count(drained, Type::Stop, Kind::Daemon) == 0);
-  CHECK(drained.converged);
+  CHECK(count(drained, Type::Remove, Kind::Task) == 1);  // so that it can start again later
+  w.apply(drained);
+  CHECK(w.step().converged);
   CHECK(w.running(Kind::Daemon).size() == 1);
 
   SECTION("a daemon that dies while draining is restarted") {
     w.exit(w.running(Kind::Daemon)[0]->id, 137);
     CHECK(count(w.step(), Type::Start, Kind::Daemon) == 1);
   }
-  SECTION("back to ACTIVE: tasks start again") {
+  SECTION("back to ACTIVE: the drained tasks start again") {
+    w.settle();  // the stopped task's containers are removed
+    CHECK(std::none_of(w.observed.containers.begin(), w.observed.containers.end(), [](const auto& c) { return c.kind == Kind::Task; }));
     w.desired.instanceStatus = config::InstanceStatus::Active;
     Plan active = w.step();
     CHECK(active.phase == Phase::Active);
+    CHECK(count(active, Type::Create, Kind::Task) == 1);
   }
 }
 
