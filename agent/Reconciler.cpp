@@ -374,8 +374,10 @@ class Planner {
       }
       if (current) {
         Progress p;
+        const bool restarting = gateOpen && restartByPolicy(*task, *current);
         if (gateOpen) p = advance(Kind::Task, task->id, def, *current, task->id);
         else p = progressOf(def, *current);
+        if (restarting) p.failed = false;
         if (p.failed) {
           // The control plane decides about new tasks: a stopped task stays stopped.
           stopGroup(Kind::Task, task->id, *current, &def, "essential container exited");
@@ -406,6 +408,26 @@ class Planner {
       plan_.tasks.push_back(std::move(status));
     }
     plan_.available = available_;
+  }
+
+  // ECS restartPolicy: an exited container whose policy is enabled starts again, unless
+  // its exit code is ignored or it ran less than restartAttemptPeriod (default 300 s),
+  // which keeps a crash loop from spinning. True when an essential container restarts.
+  bool restartByPolicy(const config::ApplicationTask& task, const Group& group) {
+    bool essentialRestarted = false;
+    for (const auto& c : task.definition.containers) {
+      const ObservedContainer* oc = group.find(c.name);
+      if (!oc || !oc->exited() || !c.restartPolicy.enabled) continue;
+      const auto& ignored = c.restartPolicy.ignoredExitCodes;
+      if (std::find(ignored.begin(), ignored.end(), oc->exitCode) != ignored.end()) continue;
+      const seconds period(c.restartPolicy.restartAttemptPeriodSeconds.value_or(300));
+      if (!oc->startedAt || !oc->finishedAt || *oc->finishedAt - *oc->startedAt < period) continue;
+      note("task {}: container {} exited with code {} after running {} s; restarting (restartPolicy)", task.id, c.name, oc->exitCode,
+           std::chrono::duration_cast<seconds>(*oc->finishedAt - *oc->startedAt).count());
+      addStart(Kind::Task, task.id, *oc, "restartPolicy");
+      essentialRestarted = essentialRestarted || c.essential;
+    }
+    return essentialRestarted;
   }
 
   // Ready when every essential container runs (healthy where declared); failed when one

@@ -248,6 +248,33 @@ TEST_CASE("tasks: an essential container exit stops the task for good") {
   CHECK(after.available.memory == w.capacity.memory);  // a stopped task holds nothing
 }
 
+TEST_CASE("tasks: restartPolicy restarts a container that ran long enough, as ECS does") {
+  World w;
+  w.desired.tasks = {{"job", simple("job", 1, 64, false, 0, R"(,"restartPolicy":{"enabled":true,"ignoredExitCodes":[0],"restartAttemptPeriod":60})")}};
+  w.settle();
+  auto* c = w.find("daemonlet-task-job-main");
+  SECTION("ran 2 minutes, exit 1: restarted in place") {
+    w.now += 120s;
+    w.exit(c->id, 1);
+    Plan p = w.step();
+    REQUIRE(count(p, Type::Start, Kind::Task) == 1);
+    CHECK(p.actions[0].containerId == c->id);
+    CHECK(taskStatus(p, "job")->status != Status::Stopped);
+  }
+  SECTION("ran 10 s: not restarted (restartAttemptPeriod)") {
+    w.now += 10s;
+    w.exit(c->id, 1);
+    Plan p = w.step();
+    CHECK(count(p, Type::Start, Kind::Task) == 0);
+    CHECK(taskStatus(p, "job")->status == Status::Stopped);
+  }
+  SECTION("an ignored exit code: the task stops") {
+    w.now += 120s;
+    w.exit(c->id, 0);
+    CHECK(taskStatus(w.step(), "job")->status == Status::Stopped);
+  }
+}
+
 TEST_CASE("tasks: a changed definition under the same id is stopped, then started again, no overlap") {
   World w;
   w.desired.tasks = {{"web-1", simple("web", 1)}};
