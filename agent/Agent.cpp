@@ -1,5 +1,7 @@
 #include "agent/Agent.h"
 
+#include "agent/StateStore.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -205,11 +207,15 @@ asio::awaitable<int> Agent::run() {
   }
 
   source_ = std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
-  source_->start([this](const config::DesiredState& state) {
+  StateStore store(config_.stateDir, log_);
+  std::optional<config::DesiredState> saved = options_.dryRun ? std::nullopt : store.load();
+  if (saved) log_.info("last good desired state: {} ({} daemon(s), {} task(s))", store.path().string(), saved->daemons.size(), saved->tasks.size());
+  source_->start([this, store](const config::DesiredState& state) mutable {
     desired_ = state;
     haveDesired_ = true;
+    if (!options_.dryRun) store.save(state);
     wake();
-  });
+  }, std::move(saved));
   if (options_.dryRun) co_return printDryRun();
 
   executor_.onChange([this] { wake(); });

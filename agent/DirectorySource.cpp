@@ -15,8 +15,13 @@ DirectorySource::~DirectorySource() {
   else if (inotify_ >= 0) ::close(inotify_);
 }
 
-void DirectorySource::start(std::function<void(const config::DesiredState&)> onChange) {
+void DirectorySource::start(std::function<void(const config::DesiredState&)> onChange, std::optional<config::DesiredState> lastGood) {
   onChange_ = std::move(onChange);
+  if (lastGood) {
+    state_ = std::move(*lastGood);
+    loaded_ = true;  // the saved state is the last good one
+    lastFingerprint_.clear();
+  }
   inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_ >= 0) {
     const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB;

@@ -18,7 +18,9 @@ class DirectorySource {
   ~DirectorySource();
 
   // Loads now and calls `onChange` whenever the desired state differs from the last one.
-  void start(std::function<void(const config::DesiredState&)> onChange);
+  // `lastGood` (the saved state) stands in for files that are broken at the first load.
+  void start(std::function<void(const config::DesiredState&)> onChange,
+             std::optional<config::DesiredState> lastGood = std::nullopt);
   const config::DesiredState& current() const { return state_; }
   bool watching() const { return inotify_ >= 0; }
 

@@ -49,11 +49,11 @@ kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=
 before=$(snapshot)
 run_once || bad "agent after kill -9 during boot did not converge"
 after=$(snapshot)
-while read -r id name started status; do
+while read -r id cname started status; do
   [ -z "$id" ] && continue
   line=$(echo "$after" | grep "^$id ")
-  [ -n "$line" ] || { bad "container $name ($id) was replaced after the restart"; continue; }
-  [ "$status" = running ] && [ "$(echo "$line" | cut -d' ' -f3)" != "$started" ] && bad "container $name was restarted"
+  [ -n "$line" ] || { bad "container $cname ($id) was replaced after the restart"; continue; }
+  [ "$status" = running ] && [ "$(echo "$line" | cut -d' ' -f3)" != "$started" ] && bad "container $cname was restarted"
 done <<<"$before"
 [ "$(running_ones | wc -l)" = 3 ] || bad "expected 1 daemon + 2 tasks running, got: $(running_ones)"
 say "kill -9 during boot: $(echo "$before" | grep -c .) container(s) adopted as they were, boot finished"
@@ -63,6 +63,16 @@ before=$(snapshot)
 run_once || bad "adopting agent did not converge"
 [ "$(snapshot)" = "$before" ] || bad "a plain agent restart changed containers"
 say "restart with everything running: no container touched"
+
+# --- P6 across a restart: a definition broken while the agent was down -----------------
+daemon_id=$(docker ps -q --no-trunc --filter label=io.daemonlet.family=agent)
+cp "$defs/daemons/agent.json" "$work/agent.json.good"
+echo '{"family": "agent", "containerDefinitions": [' >"$defs/daemons/agent.json"
+run_once || bad "agent with a broken daemon file did not converge"
+grep -q "keeping the last good version of daemon 'agent'" "$work/once.log" || bad "the saved last good version was not used"
+[ "$(docker ps -q --no-trunc --filter label=io.daemonlet.family=agent)" = "$daemon_id" ] || bad "the daemon was stopped or replaced over a broken file"
+cp "$work/agent.json.good" "$defs/daemons/agent.json"
+say "a definition broken while the agent was down: the last good version from state.json kept the daemon running"
 
 # --- kill -9 in the middle of a rolling update ------------------------------------------
 tasks_before=$(running_ones | grep daemonlet-task)

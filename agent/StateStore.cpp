@@ -1,0 +1,139 @@
+#include "agent/StateStore.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "config/TaskDefinitionParser.h"
+
+namespace daemonlet::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kFormat = 1;
+
+json definitionEntry(const config::TaskDefinition& d) {
+  return {{"sourceFile", d.sourceFile}, {"definition", json::parse(d.canonicalJson)}};
+}
+
+// Reads one saved definition back through the same parser as any input: the hash it
+// gets is the hash it had.
+std::optional<config::TaskDefinition> readDefinition(const json& entry, std::string& why) {
+  if (!entry.is_object() || !entry.contains("definition") || !entry.value("sourceFile", json()).is_string()) {
+    why = "an entry lacks its definition or sourceFile";
+    return std::nullopt;
+  }
+  auto parsed = config::parseTaskDefinition(entry["definition"].dump(), entry["sourceFile"].get<std::string>());
+  if (!parsed.ok()) {
+    why = parsed.diagnostics.empty() ? "a definition does not parse" : parsed.diagnostics.front().format();
+    return std::nullopt;
+  }
+  return parsed.value;
+}
+
+bool writeAll(int fd, const std::string& data) {
+  for (std::size_t off = 0; off < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+StateStore::StateStore(fs::path directory, Logger& log) : directory_(std::move(directory)), log_(log) {}
+
+void StateStore::moveAside(const std::string& why) {
+  const auto stamp = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const fs::path aside = directory_ / ("state.json.corrupt-" + std::to_string(stamp));
+  std::error_code ec;
+  fs::rename(path(), aside, ec);
+  log_.error("{}: {}; moved aside to {} and starting without it (adoption from container labels still works)", path().string(), why,
+             ec ? "(could not move it: " + ec.message() + ")" : aside.string());
+}
+
+std::optional<config::DesiredState> StateStore::load() {
+  std::ifstream in(path());
+  if (!in) return std::nullopt;  // first start
+  std::stringstream text;
+  text << in.rdbuf();
+  const json doc = json::parse(text.str(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    moveAside("not valid JSON");
+    return std::nullopt;
+  }
+  if (doc.value("format", 0) != kFormat) {
+    moveAside("unknown format " + doc.value("format", json(nullptr)).dump());
+    return std::nullopt;
+  }
+  config::DesiredState state;
+  state.generation = doc.value("generation", std::int64_t{0});
+  state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
+                                                                                         : config::InstanceStatus::Active;
+  std::string why;
+  for (const auto& entry : doc.value("daemons", json::array())) {
+    auto def = readDefinition(entry, why);
+    if (!def) {
+      moveAside(why);
+      return std::nullopt;
+    }
+    state.daemons.push_back(std::move(*def));
+  }
+  for (const auto& entry : doc.value("tasks", json::array())) {
+    auto def = readDefinition(entry, why);
+    if (!def || !entry.value("id", json()).is_string()) {
+      moveAside(def ? "a task lacks its id" : why);
+      return std::nullopt;
+    }
+    state.tasks.push_back({entry["id"].get<std::string>(), std::move(*def)});
+  }
+  return state;
+}
+
+bool StateStore::save(const config::DesiredState& state) {
+  json doc = {{"format", kFormat}, {"generation", state.generation}, {"instanceStatus", config::toString(state.instanceStatus)}};
+  doc["daemons"] = json::array();
+  for (const auto& d : state.daemons) doc["daemons"].push_back(definitionEntry(d));
+  doc["tasks"] = json::array();
+  for (const auto& t : state.tasks) {
+    json entry = definitionEntry(t.definition);
+    entry["id"] = t.id;
+    doc["tasks"].push_back(std::move(entry));
+  }
+  const std::string text = doc.dump(1) + "\n";
+
+  std::error_code ec;
+  fs::create_directories(directory_, ec);
+  const fs::path temp = directory_ / "state.json.tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && writeAll(fd, text) && ::fsync(fd) == 0;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  if (ok) {
+    fs::rename(temp, path(), ec);
+    ok = !ec;
+  }
+  if (ok) {
+    // The rename is durable only once the directory itself is synced.
+    const int dir = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  }
+  if (!ok) {
+    log_.warn("{}: could not save the desired state ({}): a restart with broken input would lose it", path().string(),
+              ec ? ec.message() : std::string(strerror(errno)));
+    fs::remove(temp, ec);
+  }
+  return ok;
+}
+
+}  // namespace daemonlet::agent

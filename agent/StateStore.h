@@ -1,0 +1,31 @@
+#pragma once
+// stateDir/state.json (DESIGN 3.8): the last good desired state, so that input that breaks
+// while the agent is down cannot lose what ran before (P6 across restarts). Written
+// atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old
+// file or the new one, never half of one. A corrupt file is moved aside as
+// state.json.corrupt-<unix time> and reported; the agent starts without it.
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "agent/Logger.h"
+#include "config/DesiredState.h"
+
+namespace daemonlet::agent {
+
+class StateStore {
+ public:
+  StateStore(std::filesystem::path directory, Logger& log);
+
+  std::filesystem::path path() const { return directory_ / "state.json"; }
+  std::optional<config::DesiredState> load();
+  bool save(const config::DesiredState& state);
+
+ private:
+  void moveAside(const std::string& why);
+
+  std::filesystem::path directory_;
+  Logger& log_;
+};
+
+}  // namespace daemonlet::agent

@@ -1,0 +1,81 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "ReconcilerWorld.h"
+#include "agent/StateStore.h"
+
+using namespace daemonlet;
+using namespace daemonlet::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Dir {
+  fs::path path;
+  Dir() {
+    char pattern[] = "/tmp/dl-state-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~Dir() { fs::remove_all(path); }
+  std::vector<std::string> files() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+config::DesiredState sample() {
+  config::DesiredState s;
+  s.generation = 7;
+  s.daemons = {simple("metrics", 3, 64, true)};
+  s.daemons[0].sourceFile = "/etc/daemonlet/definitions/daemons/metrics.json";
+  s.tasks = {{"web-1", simple("web", 2)}};
+  s.tasks[0].definition.sourceFile = "/etc/daemonlet/definitions/tasks/web-1.json";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("state store: the last good desired state survives a round trip unchanged") {
+  Dir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path / "nested", log);  // created on first save
+  CHECK_FALSE(store.load());                           // first start: nothing saved
+  const auto saved = sample();
+  REQUIRE(store.save(saved));
+  auto loaded = store.load();
+  REQUIRE(loaded);
+  CHECK(loaded->generation == 7);
+  REQUIRE(loaded->daemons.size() == 1);
+  CHECK(loaded->daemons[0].hash == saved.daemons[0].hash);  // the same revision, not a rollout
+  CHECK(loaded->daemons[0].sourceFile == saved.daemons[0].sourceFile);
+  CHECK(loaded->daemons[0].containers[0].healthCheck.has_value());
+  REQUIRE(loaded->tasks.size() == 1);
+  CHECK(loaded->tasks[0].id == "web-1");
+  CHECK(loaded->tasks[0].definition.hash == saved.tasks[0].definition.hash);
+  CHECK(fs::directory_iterator(dir.path / "nested")->path().filename() == "state.json");  // no temp file left
+  CHECK((fs::status(store.path()).permissions() & fs::perms::others_read) == fs::perms::none);
+}
+
+TEST_CASE("state store: a corrupt file is moved aside and reported; the agent starts without it") {
+  Dir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path, log);
+  const char* cases[] = {"{not json", R"({"format": 99})",
+                         R"({"format": 1, "daemons": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i", "memory": "lots"}]}}]})",
+                         R"({"format": 1, "tasks": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i"}]}}]})"};
+  for (const char* text : cases) {
+    INFO(text);
+    std::ofstream(store.path()) << text;
+    CHECK_FALSE(store.load());
+    CHECK_FALSE(fs::exists(store.path()));
+    CHECK(logs.str().find("moved aside to " + (dir.path / "state.json.corrupt-").string()) != std::string::npos);
+    for (const auto& f : dir.files()) fs::remove(dir.path / f);
+  }
+}
