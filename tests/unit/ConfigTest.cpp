@@ -8,25 +8,13 @@
 #include "config/DesiredState.h"
 #include "config/Resources.h"
 #include "config/TaskDefinitionParser.h"
+#include "support/TempDir.h"
 
 using namespace daemonlet::config;
+using daemonlet::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char pattern[] = "/tmp/daemonlet-test-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  void write(const fs::path& relative, const std::string& text) const {
-    fs::create_directories((path / relative).parent_path());
-    std::ofstream(path / relative) << text;
-  }
-};
 
 TaskDefinition definition(const std::string& json) {
   auto p = parseTaskDefinition(json, "t.json");

@@ -6,27 +6,13 @@
 
 #include "ReconcilerWorld.h"
 #include "agent/StateStore.h"
+#include "support/TempDir.h"
 
 using namespace daemonlet;
 using namespace daemonlet::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Dir {
-  fs::path path;
-  Dir() {
-    char pattern[] = "/tmp/dl-state-XXXXXX";
-    path = mkdtemp(pattern);
-  }
-  ~Dir() { fs::remove_all(path); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
 
 config::DesiredState sample() {
   config::DesiredState s;
@@ -41,7 +27,7 @@ config::DesiredState sample() {
 }  // namespace
 
 TEST_CASE("state store: the last good desired state survives a round trip unchanged") {
-  Dir dir;
+  TempDir dir;
   std::ostringstream logs;
   agent::Logger log(logs);
   agent::StateStore store(dir.path / "nested", log);  // created on first save
@@ -63,7 +49,7 @@ TEST_CASE("state store: the last good desired state survives a round trip unchan
 }
 
 TEST_CASE("state store: a corrupt file is moved aside and reported; the agent starts without it") {
-  Dir dir;
+  TempDir dir;
   std::ostringstream logs;
   agent::Logger log(logs);
   agent::StateStore store(dir.path, log);
