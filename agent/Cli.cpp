@@ -97,7 +97,9 @@ Flags override the config file; the config file overrides built-in defaults.
   --config PATH              agent config (default /etc/daemonlet/config.yaml, plus
                              config.d/*.yaml beside it); built-in defaults when absent
   --source DIR|URL           definitions directory, or http(s) URL of a control endpoint
+                             (the URL form is not implemented yet and exits 2)
   --runtime docker|containerd
+                             (containerd is not implemented yet and exits 2)
   --runtime-endpoint unix:///PATH
                              engine socket (default /var/run/docker.sock or
                              /run/containerd/containerd.sock)
