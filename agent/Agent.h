@@ -42,8 +42,6 @@ class Agent final : public ApiBackend {
   // logind's PrepareForShutdown: shutdown(), then release the hold and wait for SIGTERM.
   void prepareForShutdown(bool starting);
 
-  Phase phase() const { return phase_; }
-
   // ApiBackend
   const Plan& plan() const override { return lastPlan_; }
   InstanceInfo instance() const override;

@@ -21,8 +21,6 @@ class DirectorySource {
   // `lastGood` (the saved state) stands in for files that are broken at the first load.
   void start(std::function<void(const config::DesiredState&)> onChange,
              std::optional<config::DesiredState> lastGood = std::nullopt);
-  const config::DesiredState& current() const { return state_; }
-  bool watching() const { return inotify_ >= 0; }
 
  private:
   void reload();

@@ -506,18 +506,11 @@ class Planner {
   void stopGroup(Kind kind, const std::string& owner, const Group& g, const TaskDefinition* def, const std::string& why) {
     for (const auto* c : g.containers) {
       if (!c->running()) continue;
-      Action a;
-      a.type = Action::Type::Stop;
-      a.kind = kind;
-      a.owner = owner;
-      a.containerId = c->id;
-      a.containerName = c->name;
+      Action& a = addAction(Action::Type::Stop, kind, owner, *c, why);
       a.stopTimeout = in_.settings.defaultStopTimeout;
       if (def) {
         if (const ContainerDefinition* cd = def->container(c->container); cd && cd->stopTimeoutSeconds) a.stopTimeout = seconds(*cd->stopTimeoutSeconds);
       }
-      a.reason = why;
-      plan_.actions.push_back(std::move(a));
     }
   }
 
@@ -525,26 +518,23 @@ class Planner {
     for (const auto* c : g.containers) addRemove(kind, owner, *c);
   }
 
-  void addRemove(Kind kind, const std::string& owner, const ObservedContainer& c) {
-    Action a;
-    a.type = Action::Type::Remove;
-    a.kind = kind;
-    a.owner = owner;
-    a.containerId = c.id;
-    a.containerName = c.name;
-    a.reason = "stopped";
-    plan_.actions.push_back(std::move(a));
-  }
+  void addRemove(Kind kind, const std::string& owner, const ObservedContainer& c) { addAction(Action::Type::Remove, kind, owner, c, "stopped"); }
 
   void addStart(Kind kind, const std::string& owner, const ObservedContainer& c, const std::string& why) {
+    addAction(Action::Type::Start, kind, owner, c, why);
+  }
+
+  // Start, Stop and Remove act on a container that exists.
+  Action& addAction(Action::Type type, Kind kind, const std::string& owner, const ObservedContainer& c, const std::string& why) {
     Action a;
-    a.type = Action::Type::Start;
+    a.type = type;
     a.kind = kind;
     a.owner = owner;
     a.containerId = c.id;
     a.containerName = c.name;
     a.reason = why;
     plan_.actions.push_back(std::move(a));
+    return plan_.actions.back();
   }
 
   void addCreate(Kind kind, const std::string& owner, const TaskDefinition& def, const ContainerDefinition& c, const std::string& name) {

@@ -11,7 +11,6 @@ class ServiceNotifier {
  public:
   ServiceNotifier();
 
-  bool underSystemd() const { return enabled_; }
   void ready(const std::string& status);
   void status(const std::string& status);
   // Called from the agent loop; sends WATCHDOG=1 at half the unit's WatchdogSec.

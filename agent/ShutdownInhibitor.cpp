@@ -43,8 +43,7 @@ bool ShutdownInhibitor::start(std::chrono::seconds drainTimeout, std::function<v
     log_.warn("shutdown hold unavailable: logind does not answer ({}); instance shutdown will not wait for the drain", strerror(-r));
     return false;
   }
-  delayMax_ = std::chrono::microseconds(usec);
-  if (*delayMax_ < drainTimeout) {
+  if (std::chrono::microseconds(usec) < drainTimeout) {
     log_.warn("logind InhibitDelayMaxSec is {} s, below shutdown.drainTimeoutSeconds ({} s): a shutdown will cut the drain short. "
               "Install zz-daemonlet-inhibit-delay.conf in logind.conf.d or check for a later-sorting drop-in that lowers it",
               usec / 1000000, drainTimeout.count());

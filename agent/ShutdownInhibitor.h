@@ -30,8 +30,6 @@ class ShutdownInhibitor {
   bool holding() const { return lockFd_ >= 0; }
   bool take();
   void release();
-  // logind's cap on any delay lock, as read at start.
-  std::optional<std::chrono::microseconds> inhibitDelayMax() const { return delayMax_; }
 
  private:
   static int onSignal(sd_bus_message* message, void* self, sd_bus_error* error);
@@ -43,7 +41,6 @@ class ShutdownInhibitor {
   sd_bus_slot* slot_ = nullptr;
   int lockFd_ = -1;
   std::optional<asio::posix::stream_descriptor> busFd_;
-  std::optional<std::chrono::microseconds> delayMax_;
   std::function<void(bool)> onPrepare_;
 };
 

@@ -70,16 +70,7 @@ struct History {
     if (!gateWasOpen && p.memory.gateOpenedAt) {
       gateOpenedEarly = false;
       for (const auto& d : w.desired.daemons) {
-        if (d.critical && !criticalUp(d.family)) {
-          gateOpenedEarly = true;
-          if (std::getenv("DEBUG_PROPERTY")) {
-            for (const auto& c : w.observed.containers)
-              std::fprintf(stderr, "%s r%ld %s health=%s stopping=%d\n", c.name.c_str(), (long)c.revision,
-                           runtime::toString(c.state), runtime::toString(c.health), (int)stopping.count(c.id));
-            std::fprintf(stderr, "desired %s %s drain=%d shutdown=%d phase=%s\n", d.family.c_str(), d.hash.c_str(), w.drain, w.shutdown, toString(p.phase));
-            for (const auto& n : p.notes) std::fprintf(stderr, "note %s\n", n.c_str());
-          }
-        }
+        if (d.critical && !criticalUp(d.family)) gateOpenedEarly = true;
       }
     }
     if (startsApps && gateOpenedEarly) failure = "application started after the gate opened with a critical daemon down";
