@@ -1,5 +1,7 @@
 #include "agent/Agent.h"
 
+#include "agent/ControlEndpointSource.h"
+#include "agent/DirectorySource.h"
 #include "agent/StateStore.h"
 
 #include <unistd.h>
@@ -137,6 +139,16 @@ std::string Agent::persistedDrainIntent() const {
   return intent;
 }
 
+std::unique_ptr<DesiredStateSource> Agent::makeSource() {
+  if (config_.source.type == config::SourceType::Http) {
+    ControlEndpointSource::Registration registration{config_.instance.capacityProvider, config_.instance.attributes, DAEMONLET_VERSION,
+                                                     capacity()};
+    return std::make_unique<ControlEndpointSource>(io_.get_executor(), ControlEndpointSource::settingsFrom(config_),
+                                                   std::move(registration), log_);
+  }
+  return std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
+}
+
 asio::awaitable<bool> Agent::connect() {
   std::chrono::milliseconds delay{500};
   for (int attempt = 1;; ++attempt) {
@@ -206,17 +218,33 @@ asio::awaitable<int> Agent::run() {
     }
   }
 
-  source_ = std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
+  source_ = makeSource();
   StateStore store(config_.stateDir, log_);
-  std::optional<config::DesiredState> saved = options_.dryRun ? std::nullopt : store.load();
-  if (saved) log_.info("last good desired state: {} ({} daemon(s), {} task(s))", store.path().string(), saved->daemons.size(), saved->tasks.size());
-  source_->start([this, store](const config::DesiredState& state) mutable {
-    desired_ = state;
+  std::optional<VersionedDesiredState> saved = options_.dryRun ? std::nullopt : store.load();
+  if (saved) {
+    log_.info("last good desired state: {} (generation {}, {} daemon(s), {} task(s))", store.path().string(), saved->state.generation,
+              saved->state.daemons.size(), saved->state.tasks.size());
+  }
+  source_->start([this, store](const VersionedDesiredState& versioned) mutable {
+    desired_ = versioned.state;
     haveDesired_ = true;
-    if (!options_.dryRun) store.save(state);
+    if (!options_.dryRun) store.save(versioned);
     wake();
   }, std::move(saved));
-  if (options_.dryRun) co_return printDryRun();
+  if (options_.dryRun) {
+    // A control endpoint answers asynchronously: wait for its first desired state.
+    const auto giveUp = steady_clock::now() + std::chrono::seconds(30);
+    while (!haveDesired_ && steady_clock::now() < giveUp && !terminating_) {
+      wake_.expires_after(std::chrono::milliseconds(100));
+      boost::system::error_code ec;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!haveDesired_) {
+      log_.error("dry run: no desired state from {} within 30 s", config_.source.url);
+      co_return 1;
+    }
+    co_return printDryRun();
+  }
 
   executor_.onChange([this] { wake(); });
   executor_.onFailure([this](const Executor::Failure& f) {
@@ -325,6 +353,8 @@ void Agent::tick() {
   executor_.execute(plan.actions);
   maybeConfirmDrained(plan);
   notifyServiceManager(plan);
+  source_->publish(statusReportDocument(plan, desired_.generation));
+  metrics_.controlEndpointErrors = source_->errors();
   lastPlan_ = std::move(plan);
 }
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "agent/DirectorySource.h"
+#include "agent/DesiredStateSource.h"
 #include "agent/Executor.h"
 #include "agent/IntrospectionApi.h"
 #include "agent/Logger.h"
@@ -62,6 +62,7 @@ class Agent final : public ApiBackend {
   asio::awaitable<void> confirmDrained();
   void wake();
   Resources capacity() const;
+  std::unique_ptr<DesiredStateSource> makeSource();
   int printDryRun();
 
   asio::io_context& io_;
@@ -70,7 +71,7 @@ class Agent final : public ApiBackend {
   Logger& log_;
   runtime::Runtime& runtime_;
   Executor executor_;
-  std::unique_ptr<DirectorySource> source_;
+  std::unique_ptr<DesiredStateSource> source_;
   config::DesiredState desired_;
   bool haveDesired_ = false;
   Phase phase_ = Phase::Starting;

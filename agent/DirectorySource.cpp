@@ -15,10 +15,10 @@ DirectorySource::~DirectorySource() {
   else if (inotify_ >= 0) ::close(inotify_);
 }
 
-void DirectorySource::start(std::function<void(const config::DesiredState&)> onChange, std::optional<config::DesiredState> lastGood) {
+void DirectorySource::start(Handler onChange, std::optional<VersionedDesiredState> lastGood) {
   onChange_ = std::move(onChange);
   if (lastGood) {
-    state_ = std::move(*lastGood);
+    state_ = std::move(lastGood->state);
     loaded_ = true;  // the saved state is the last good one
     lastFingerprint_.clear();
   }
@@ -81,7 +81,7 @@ void DirectorySource::reload() {
   lastFingerprint_ = print;
   loaded_ = true;
   log_.info("definitions {}: {} daemon(s), {} task(s) (generation {})", path_, state_.daemons.size(), state_.tasks.size(), state_.generation);
-  if (onChange_) onChange_(state_);
+  if (onChange_) onChange_({state_, {}});
 }
 
 }  // namespace daemonlet::agent

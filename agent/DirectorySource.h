@@ -6,21 +6,21 @@
 #include <optional>
 #include <string>
 
+#include "agent/DesiredStateSource.h"
 #include "agent/Logger.h"
 #include "config/DesiredState.h"
 #include "runtime/Asio.h"
 
 namespace daemonlet::agent {
 
-class DirectorySource {
+class DirectorySource final : public DesiredStateSource {
  public:
   DirectorySource(asio::any_io_executor executor, std::string path, std::chrono::seconds poll, Logger& log);
-  ~DirectorySource();
+  ~DirectorySource() override;
 
   // Loads now and calls `onChange` whenever the desired state differs from the last one.
   // `lastGood` (the saved state) stands in for files that are broken at the first load.
-  void start(std::function<void(const config::DesiredState&)> onChange,
-             std::optional<config::DesiredState> lastGood = std::nullopt);
+  void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) override;
 
  private:
   void reload();
@@ -41,7 +41,7 @@ class DirectorySource {
   bool loaded_ = false;
   std::string lastFingerprint_;
   std::string lastDiagnostics_;
-  std::function<void(const config::DesiredState&)> onChange_;
+  Handler onChange_;
 };
 
 }  // namespace daemonlet::agent

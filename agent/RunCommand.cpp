@@ -49,9 +49,10 @@ int runAgent(const RunOptions& options) {
   }
   config::AgentConfig config = *cfg.value;
   log.configure(config.logLevel, config.logFormat);
-  if (config.source.type == config::SourceType::Http) {
-    log.error("source {}: the http control endpoint source is not implemented yet; use a definitions directory", config.source.url);
-    return 2;
+  if (config.source.type == config::SourceType::Http && config.source.url.rfind("http://", 0) != 0 &&
+      config.source.url.rfind("https://", 0) != 0) {
+    log.error("source.type is http, but source.url '{}' is not an http:// or https:// URL", config.source.url);
+    return 1;
   }
   if (config.runtime.type == config::RuntimeType::Containerd) {
     log.error("runtime containerd: the containerd adapter is not implemented yet; use --runtime docker");

@@ -60,7 +60,7 @@ void StateStore::moveAside(const std::string& why) {
              ec ? "(could not move it: " + ec.message() + ")" : aside.string());
 }
 
-std::optional<config::DesiredState> StateStore::load() {
+std::optional<VersionedDesiredState> StateStore::load() {
   std::ifstream in(path());
   if (!in) return std::nullopt;  // first start
   std::stringstream text;
@@ -74,7 +74,9 @@ std::optional<config::DesiredState> StateStore::load() {
     moveAside("unknown format " + doc.value("format", json(nullptr)).dump());
     return std::nullopt;
   }
-  config::DesiredState state;
+  VersionedDesiredState saved;
+  saved.etag = doc.value("etag", std::string());
+  config::DesiredState& state = saved.state;
   state.generation = doc.value("generation", std::int64_t{0});
   state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
                                                                                          : config::InstanceStatus::Active;
@@ -95,11 +97,15 @@ std::optional<config::DesiredState> StateStore::load() {
     }
     state.tasks.push_back({entry["id"].get<std::string>(), std::move(*def)});
   }
-  return state;
+  return saved;
 }
 
-bool StateStore::save(const config::DesiredState& state) {
-  json doc = {{"format", kFormat}, {"generation", state.generation}, {"instanceStatus", config::toString(state.instanceStatus)}};
+bool StateStore::save(const VersionedDesiredState& saved) {
+  const config::DesiredState& state = saved.state;
+  json doc = {{"format", kFormat},
+              {"etag", saved.etag},
+              {"generation", state.generation},
+              {"instanceStatus", config::toString(state.instanceStatus)}};
   doc["daemons"] = json::array();
   for (const auto& d : state.daemons) doc["daemons"].push_back(definitionEntry(d));
   doc["tasks"] = json::array();

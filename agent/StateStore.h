@@ -1,6 +1,8 @@
 #pragma once
-// stateDir/state.json (DESIGN 3.8): the last good desired state, so that input that breaks
-// while the agent is down cannot lose what ran before (P6 across restarts). Written
+// stateDir/state.json (DESIGN 3.8): the last good desired state with its ETag and
+// generation, so that input that breaks while the agent is down cannot lose what ran
+// before (P6 across restarts), and an agent that starts while the control endpoint is
+// down runs what it ran before (P7). Written
 // atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old
 // file or the new one, never half of one. A corrupt file is moved aside as
 // state.json.corrupt-<unix time> and reported; the agent starts without it.
@@ -8,8 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "agent/DesiredStateSource.h"
 #include "agent/Logger.h"
-#include "config/DesiredState.h"
 
 namespace daemonlet::agent {
 
@@ -18,8 +20,8 @@ class StateStore {
   StateStore(std::filesystem::path directory, Logger& log);
 
   std::filesystem::path path() const { return directory_ / "state.json"; }
-  std::optional<config::DesiredState> load();
-  bool save(const config::DesiredState& state);
+  std::optional<VersionedDesiredState> load();
+  bool save(const VersionedDesiredState& saved);
 
  private:
   void moveAside(const std::string& why);

@@ -46,6 +46,10 @@ std::string escape(const std::string& v) {
   return out;
 }
 
+std::string healthName(const DaemonStatus& d) { return d.health == runtime::Health::None ? "UNKNOWN" : upper(runtime::toString(d.health)); }
+
+json nullIfEmpty(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
 }  // namespace
 
 void AgentMetrics::observeReconcile(double seconds) {
@@ -75,12 +79,12 @@ json daemonsDocument(const Plan& plan) {
     out.push_back({{"family", d.family},
                    {"revision", d.revision},
                    {"status", toString(d.status)},
-                   {"health", d.health == runtime::Health::None ? "UNKNOWN" : upper(runtime::toString(d.health))},
+                   {"health", healthName(d)},
                    {"critical", d.critical},
                    {"containers", containers(d.containers)},
                    {"startedAt", d.startedAt ? json(rfc3339(*d.startedAt)) : json(nullptr)},
                    {"restarts", d.restarts},
-                   {"lastError", d.lastError.empty() ? json(nullptr) : json(d.lastError)}});
+                   {"lastError", nullIfEmpty(d.lastError)}});
   }
   return out;
 }
@@ -90,8 +94,35 @@ json taskDocument(const TaskStatus& t) {
           {"family", t.family},
           {"revision", t.revision},
           {"status", toString(t.status)},
-          {"stoppedReason", t.stoppedReason.empty() ? json(nullptr) : json(t.stoppedReason)},
+          {"stoppedReason", nullIfEmpty(t.stoppedReason)},
           {"containers", containers(t.containers)}};
+}
+
+json statusReportDocument(const Plan& plan, std::int64_t generation) {
+  json daemons = json::array();
+  for (const auto& d : plan.daemons) {
+    daemons.push_back({{"family", d.family},
+                       {"revision", d.revision},
+                       {"status", toString(d.status)},
+                       {"health", healthName(d)},
+                       {"restarts", d.restarts},
+                       {"lastError", nullIfEmpty(d.lastError)}});
+  }
+  json tasks = json::array();
+  for (const auto& t : plan.tasks) {
+    json exitCodes = json::object();
+    for (const auto& c : t.containers) {
+      if (c.exitCode) exitCodes[c.name] = *c.exitCode;
+    }
+    tasks.push_back({{"id", t.id}, {"status", toString(t.status)}, {"stoppedReason", nullIfEmpty(t.stoppedReason)}, {"exitCodes", exitCodes}});
+  }
+  return {{"generation", generation},
+          {"phase", toString(plan.phase)},
+          {"capacity", resources(plan.capacity)},
+          {"daemonReserved", resources(plan.daemonReserved)},
+          {"available", resources(plan.available)},
+          {"daemons", std::move(daemons)},
+          {"tasks", std::move(tasks)}};
 }
 
 json tasksDocument(const Plan& plan) {

@@ -35,6 +35,9 @@ nlohmann::json metadataDocument(const InstanceInfo& info, const Plan& plan);
 nlohmann::json daemonsDocument(const Plan& plan);
 nlohmann::json taskDocument(const TaskStatus& task);
 nlohmann::json tasksDocument(const Plan& plan);
+// The status report PUT to the control endpoint (DESIGN 3.5): only what a control plane
+// acts on, so that an idle agent's report does not change between heartbeats.
+nlohmann::json statusReportDocument(const Plan& plan, std::int64_t generation);
 std::string metricsText(const InstanceInfo& info, const Plan& plan, const AgentMetrics& metrics);
 
 }  // namespace daemonlet::agent

@@ -33,9 +33,11 @@ TEST_CASE("state store: the last good desired state survives a round trip unchan
   agent::StateStore store(dir.path / "nested", log);  // created on first save
   CHECK_FALSE(store.load());                           // first start: nothing saved
   const auto saved = sample();
-  REQUIRE(store.save(saved));
-  auto loaded = store.load();
-  REQUIRE(loaded);
+  REQUIRE(store.save({saved, "\"g7-abc\""}));
+  auto versioned = store.load();
+  REQUIRE(versioned);
+  CHECK(versioned->etag == "\"g7-abc\"");  // the next long poll asks "changed since this?"
+  const config::DesiredState* loaded = &versioned->state;
   CHECK(loaded->generation == 7);
   REQUIRE(loaded->daemons.size() == 1);
   CHECK(loaded->daemons[0].hash == saved.daemons[0].hash);  // the same revision, not a rollout

@@ -1,0 +1,35 @@
+#pragma once
+// Where the desired state comes from (DESIGN 3.4): a definitions directory or a control
+// endpoint. A source calls its handler on the agent's executor whenever it has a new,
+// valid desired state; input that fails validation never reaches the handler (P6).
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config/DesiredState.h"
+
+namespace daemonlet::agent {
+
+// A desired state with the version its source gave it (the control endpoint's ETag;
+// empty for a directory).
+struct VersionedDesiredState {
+  config::DesiredState state;
+  std::string etag;
+};
+
+class DesiredStateSource {
+ public:
+  using Handler = std::function<void(const VersionedDesiredState&)>;
+  virtual ~DesiredStateSource() = default;
+
+  // `lastGood` is the state saved by a previous run (stateDir/state.json).
+  virtual void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) = 0;
+  // The agent's current status report (DESIGN 3.5); sources without a peer ignore it.
+  virtual void publish(const nlohmann::json& /*report*/) {}
+  // Requests and errors so far, for /metrics.
+  virtual std::int64_t errors() const { return 0; }
+};
+
+}  // namespace daemonlet::agent

@@ -1,0 +1,378 @@
+// The control endpoint client against a real HTTP server (tests/control/control_server.py):
+// registration, long poll, validation, every injected fault, reports, tokens and TLS.
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "agent/ControlEndpointSource.h"
+#include "support/Async.h"
+#include "support/ControlServerProcess.h"
+#include "support/TempDir.h"
+
+using namespace daemonlet;
+using namespace daemonlet::test;
+using namespace std::chrono_literals;
+using agent::ControlEndpointSource;
+using agent::VersionedDesiredState;
+
+namespace {
+
+std::string desiredDoc(int generation, const std::string& memory = "32", const char* status = "ACTIVE") {
+  return fmt::format(R"({{"generation": {}, "instanceStatus": "{}",
+  "daemons": [{{"family": "node-monitor", "revision": {},
+    "containerDefinitions": [{{"name": "main", "image": "busybox", "memory": {}}}]}}],
+  "tasks": [{{"id": "web-1", "definition": {{"family": "web", "containerDefinitions": [{{"name": "main", "image": "busybox", "memory": 64}}]}}}}]}})",
+                     generation, status, generation, memory);
+}
+
+// One agent-side client on its own io_context, recording what it delivers.
+struct Client {
+  asio::io_context io;
+  std::ostringstream logs;
+  agent::Logger log{logs};
+  std::vector<VersionedDesiredState> delivered;
+  std::unique_ptr<ControlEndpointSource> source;
+
+  explicit Client(ControlEndpointSource::Settings settings) {
+    ControlEndpointSource::Registration registration{"spot-pool", {{"zone", "eu-west-1a"}}, "0.1.0-test", {2048, 3840}};
+    source = std::make_unique<ControlEndpointSource>(io.get_executor(), std::move(settings), std::move(registration), log);
+  }
+  void start(std::optional<VersionedDesiredState> lastGood = std::nullopt) {
+    source->start([this](const VersionedDesiredState& s) { delivered.push_back(s); }, std::move(lastGood));
+  }
+  std::int64_t generation() const { return delivered.empty() ? -1 : delivered.back().state.generation; }
+  bool waitForGeneration(std::int64_t g, std::chrono::milliseconds limit = 10s) {
+    return pumpUntil(io, [&] { return generation() == g; }, limit);
+  }
+  void pumpFor(std::chrono::milliseconds d) {
+    pumpUntil(io, [] { return false; }, d);
+  }
+  bool logged(const std::string& text) const { return logs.str().find(text) != std::string::npos; }
+};
+
+ControlEndpointSource::Settings settingsFor(const std::string& url) {
+  ControlEndpointSource::Settings s;
+  s.baseUrl = url;
+  s.cluster = "default";
+  s.instanceId = "i-1";
+  s.longPoll = 30s;
+  s.requestGrace = 2s;
+  return s;
+}
+
+void run(const std::string& command) {
+  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
+}
+
+// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate, and an
+// unrelated CA: generated with openssl for each run.
+struct Pki {
+  explicit Pki(const std::filesystem::path& d) : dir(d) {
+    const std::string p = dir.string();
+    for (const char* ca : {"ca", "other-ca"}) {
+      run(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=daemonlet-test-{0} -keyout {1}/{0}.key -out {1}/{0}.pem", ca, p));
+    }
+    run(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {0}/server.key -out {0}/server.csr", p));
+    std::ofstream(dir / "san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    run(fmt::format("openssl x509 -req -in {0}/server.csr -CA {0}/ca.pem -CAkey {0}/ca.key -CAcreateserial -days 2 -extfile {0}/san.ext -out {0}/server.pem", p));
+    run(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN=i-1 -keyout {0}/client.key -out {0}/client.csr", p));
+    run(fmt::format("openssl x509 -req -in {0}/client.csr -CA {0}/ca.pem -CAkey {0}/ca.key -CAcreateserial -days 2 -out {0}/client.pem", p));
+  }
+  std::string file(const char* name) const { return (dir / name).string(); }
+  std::filesystem::path dir;
+};
+
+}  // namespace
+
+TEST_CASE("control: registers its capacity, then long-polls and gets each change without waiting out the poll") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  const std::string etag1 = server.setDesired(desiredDoc(1));
+  Client client(settingsFor(server.url()));
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  CHECK(client.delivered.back().etag == etag1);
+  CHECK(client.delivered.back().state.daemons.at(0).family == "node-monitor");
+  const auto reg = server.state()["registrations"]["default/i-1"];
+  CHECK(reg["capacity"] == nlohmann::json({{"cpu", 2048}, {"memory", 3840}}));
+  CHECK(reg["capacityProvider"] == "spot-pool");
+  CHECK(reg["attributes"]["zone"] == "eu-west-1a");
+  CHECK(reg["agentVersion"] == "0.1.0-test");
+
+  // The poll waits 30 s; a change on the server answers it at once.
+  client.pumpFor(300ms);
+  const std::string etag2 = server.setDesired(desiredDoc(2));
+  REQUIRE(client.waitForGeneration(2, 10s));
+  CHECK(client.delivered.back().etag == etag2);
+  CHECK(client.delivered.size() == 2);
+  CHECK(client.source->errors() == 0);
+}
+
+TEST_CASE("control: a 304 after the wait keeps the state and polls again with the same ETag") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  auto settings = settingsFor(server.url());
+  settings.longPoll = 1s;
+  Client client(settings);
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  REQUIRE(pumpUntil(client.io, [&] { return server.state()["answers"].value("desired 304", 0) >= 2; }, 10s));
+  CHECK(client.delivered.size() == 1);
+  CHECK(client.source->errors() == 0);
+}
+
+TEST_CASE("control: a desired state that fails validation is rejected whole, naming the field; the last good one stays") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  Client client(settingsFor(server.url()));
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  server.setDesired(desiredDoc(2, "\"lots\""));
+  REQUIRE(pumpUntil(client.io, [&] { return client.logged("rejected as a whole"); }, 10s));
+  CHECK(client.logged("daemons[0].containerDefinitions[0].memory"));
+  CHECK(client.logged("still running generation 1"));
+  CHECK(client.generation() == 1);
+  // The rejected ETag is what the next poll asks about: no hammering with the same bad
+  // document, and the fix arrives as soon as it is published.
+  client.pumpFor(1500ms);
+  CHECK(server.state()["requests"]["desired"].get<int>() <= 4);
+  server.setDesired(desiredDoc(3));
+  REQUIRE(client.waitForGeneration(3));
+  CHECK(client.delivered.size() == 2);
+}
+
+TEST_CASE("control: every injected fault is logged, backed off, and recovered from; the last good state stays") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  auto settings = settingsFor(server.url());
+  settings.longPoll = 2s;  // with 2 s of grace: "slow" (5 s) times out
+  Client client(settings);
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  const std::pair<const char*, const char*> faults[] = {
+      {"500", "HTTP 500: {\"error\": \"internal error (injected)\"}"},
+      {"429", "HTTP 429 Too Many Requests (Retry-After: 1)"},
+      {"garbage", "response rejected as a whole"},
+      {"wrongtype", "Content-Type is 'text/html', not application/json"},
+      {"oversized", "response body larger than 8 MiB refused"},
+      {"401", "REFUSED CREDENTIALS"},
+      {"403", "answered HTTP 403 Forbidden"},
+      {"slow", "timed out"},
+      {"down", "cannot connect"},
+  };
+  int generation = 1;
+  for (const auto& [mode, expected] : faults) {
+    INFO("fault " << mode);
+    const auto errorsBefore = client.source->errors();
+    server.fault(mode, 1, 5);
+    ++generation;
+    if (std::string(mode) != "down") server.setDesired(desiredDoc(generation));
+    REQUIRE(pumpUntil(client.io, [&] { return client.logged(expected); }, 15s));
+    client.pumpFor(2s);
+    CHECK(client.source->errors() > errorsBefore);
+    CHECK(client.generation() == generation - 1);  // nothing new ran during the fault
+    server.fault("none");
+    if (std::string(mode) == "down") server.setDesired(desiredDoc(generation));
+    REQUIRE(client.waitForGeneration(generation, 20s));
+    CHECK(client.logged("control endpoint: back after"));
+  }
+}
+
+TEST_CASE("control: backoff grows and 429 Retry-After is honoured: no busy loop") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  Client client(settingsFor(server.url()));
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  server.fault("500");
+  server.setDesired(desiredDoc(2));
+  client.pumpFor(6s);
+  // 125-250 ms doubling: about 6 attempts in 6 s, never hundreds.
+  const int failed500 = server.state()["answers"].value("desired 500", 0);
+  CHECK(failed500 >= 3);
+  CHECK(failed500 <= 9);
+
+  server.fault("429", 3);
+  const int before = server.state()["answers"].value("desired 429", 0);
+  client.pumpFor(7s);
+  const int failed429 = server.state()["answers"].value("desired 429", 0) - before;
+  CHECK(failed429 >= 1);
+  CHECK(failed429 <= 3);  // one per Retry-After (3 s), whatever the backoff says
+  server.fault("none");
+  REQUIRE(client.waitForGeneration(2, 15s));
+}
+
+TEST_CASE("control: status reports are coalesced to one a second, the newest wins, and a heartbeat repeats it") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  auto settings = settingsFor(server.url());
+  settings.heartbeat = 2s;
+  Client client(settings);
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  for (int i = 0; i < 30; ++i) {
+    client.source->publish({{"phase", "ACTIVE"}, {"seq", i}});
+    client.pumpFor(50ms);
+  }
+  client.pumpFor(1500ms);
+  auto s = server.state();
+  CHECK(s["status"]["default/i-1"]["seq"] == 29);  // the newest arrived
+  const int sent = s["statusCount"]["default/i-1"].get<int>();
+  CHECK(sent <= 4);  // 30 changes over 1.5 s, at most one report a second
+  client.pumpFor(4500ms);
+  const int afterIdle = server.state()["statusCount"]["default/i-1"].get<int>();
+  CHECK(afterIdle >= sent + 2);  // heartbeats while nothing changes
+}
+
+TEST_CASE("control: a report that failed is retried, newest first, once the endpoint is back") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  Client client(settingsFor(server.url()));
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  server.fault("500");
+  client.source->publish({{"phase", "ACTIVE"}, {"seq", 1}});
+  client.pumpFor(1500ms);
+  client.source->publish({{"phase", "DRAINING"}, {"seq", 2}});
+  client.pumpFor(1000ms);
+  CHECK(client.logged("/status: HTTP 500"));
+  server.fault("none");
+  REQUIRE(pumpUntil(client.io, [&] { return server.state()["status"].value("default/i-1", nlohmann::json::object()).value("seq", 0) == 2; }, 15s));
+}
+
+TEST_CASE("control: an endpoint that forgot the instance (404) gets it registered again") {
+  TempDir dir;
+  auto server = std::make_unique<ControlServerProcess>(dir.path);
+  const int port = server->port();
+  server->setDesired(desiredDoc(1));
+  Client client(settingsFor(server->url()));
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+  server.reset();  // the control plane restarts and loses its registrations
+  server = std::make_unique<ControlServerProcess>(dir.path, std::vector<std::string>{}, port);
+  server->setDesired(desiredDoc(2));
+  REQUIRE(client.waitForGeneration(2, 20s));
+  CHECK(server->state()["registrations"].contains("default/i-1"));
+  CHECK(server->state()["answers"].value("desired 404", 0) >= 1);
+  CHECK(client.logged("not registered; registering again"));
+}
+
+TEST_CASE("control: the bearer token comes from tokenFile, is re-read when it changes, and never appears in the log") {
+  TempDir dir;
+  dir.write("server-token", "s3cret-one\n");
+  dir.write("agent-token", "s3cret-one\n");
+  ControlServerProcess server(dir.path, {"--token-file", (dir.path / "server-token").string()});
+  server.setDesired(desiredDoc(1));
+  auto settings = settingsFor(server.url());
+  settings.tokenFile = (dir.path / "agent-token").string();
+  Client client(settings);
+  client.start();
+  REQUIRE(client.waitForGeneration(1));
+
+  // Rotated on the server first: refused, loudly, until the agent's file follows.
+  dir.write("server-token", "s3cret-two\n");
+  server.setDesired(desiredDoc(2));
+  REQUIRE(pumpUntil(client.io, [&] { return client.logged("REFUSED CREDENTIALS"); }, 15s));
+  CHECK(client.logged("source.tokenFile " + settings.tokenFile));
+  CHECK(client.generation() == 1);
+  dir.write("agent-token", "s3cret-two\n");
+  REQUIRE(client.waitForGeneration(2, 20s));
+  CHECK_FALSE(client.logged("s3cret"));
+
+  // A token file that disappears: no request without it, a clear line, and recovery.
+  std::filesystem::remove(dir.path / "agent-token");
+  server.setDesired(desiredDoc(3));
+  REQUIRE(pumpUntil(client.io, [&] { return client.logged("No such file or directory; no request sent"); }, 80s));
+  dir.write("agent-token", "s3cret-two");
+  REQUIRE(client.waitForGeneration(3, 20s));
+}
+
+TEST_CASE("control: TLS verifies the server against caFile, fails closed on the wrong CA, and presents a client certificate") {
+  TempDir dir;
+  Pki pki(dir.path);
+  ControlServerProcess server(dir.path, {"--tls-cert", pki.file("server.pem"), "--tls-key", pki.file("server.key")});
+  server.setDesired(desiredDoc(1));
+
+  SECTION("the right CA") {
+    auto settings = settingsFor(server.url("https"));
+    settings.tls.caFile = pki.file("ca.pem");
+    Client client(settings);
+    client.start();
+    REQUIRE(client.waitForGeneration(1));
+  }
+  SECTION("a wrong CA: nothing is fetched, the failure names TLS") {
+    auto settings = settingsFor(server.url("https"));
+    settings.tls.caFile = pki.file("other-ca.pem");
+    Client client(settings);
+    client.start();
+    REQUIRE(pumpUntil(client.io, [&] { return client.logged("TLS failed"); }, 10s));
+    client.pumpFor(2s);
+    CHECK(client.delivered.empty());
+    CHECK(server.state()["registrations"].empty());
+  }
+  SECTION("the system trust store does not know a private CA") {
+    Client client(settingsFor(server.url("https")));
+    client.start();
+    REQUIRE(pumpUntil(client.io, [&] { return client.logged("TLS failed"); }, 10s));
+    CHECK(client.delivered.empty());
+  }
+}
+
+TEST_CASE("control: mutual TLS: the endpoint accepts the agent only with its client certificate") {
+  TempDir dir;
+  Pki pki(dir.path);
+  ControlServerProcess server(dir.path, {"--tls-cert", pki.file("server.pem"), "--tls-key", pki.file("server.key"), "--client-ca", pki.file("ca.pem")});
+  server.setDesired(desiredDoc(1));
+  auto settings = settingsFor(server.url("https"));
+  settings.tls.caFile = pki.file("ca.pem");
+  {
+    Client without(settings);
+    without.start();
+    REQUIRE(pumpUntil(without.io, [&] { return without.source->errors() > 0; }, 10s));
+    CHECK(without.delivered.empty());
+  }
+  settings.tls.clientCertFile = pki.file("client.pem");
+  settings.tls.clientKeyFile = pki.file("client.key");
+  Client with(settings);
+  with.start();
+  REQUIRE(with.waitForGeneration(1));
+}
+
+TEST_CASE("control: started with the endpoint down, it runs the persisted state and says so") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.fault("down");
+  Client client(settingsFor(server.url()));
+  auto persisted = config::parseDesiredState(desiredDoc(4), "state.json");
+  REQUIRE(persisted.ok());
+  client.start(VersionedDesiredState{*persisted.value, "\"g4\""});
+  REQUIRE(client.waitForGeneration(4, 2s));  // delivered before any answer
+  REQUIRE(pumpUntil(client.io, [&] { return client.logged("running the desired state persisted in stateDir/state.json (generation 4)"); }, 10s));
+  server.fault("none");
+  server.setDesired(desiredDoc(5));
+  REQUIRE(client.waitForGeneration(5, 20s));
+}
+
+TEST_CASE("control: shutting down cancels a long poll in flight at once") {
+  TempDir dir;
+  ControlServerProcess server(dir.path);
+  server.setDesired(desiredDoc(1));
+  auto client = std::make_unique<Client>(settingsFor(server.url()));
+  client->start();
+  REQUIRE(client->waitForGeneration(1));
+  REQUIRE(pumpUntil(client->io, [&] { return server.state()["waiting"] == 1; }, 5s));  // the 30 s poll is held by the server
+  const auto started = std::chrono::steady_clock::now();
+  client.reset();
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took < 10s);  // not the 30 s the poll would have lasted
+}
