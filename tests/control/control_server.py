@@ -211,6 +211,9 @@ def make_handler(state, connections):
                         state.lock.wait(left)
                 finally:
                     state.waiting -= 1
+            if state.fault.get("mode", "none") not in ("none", "slow"):
+                # The fault began while this poll waited: it answers as the server is now.
+                return self.injected("desired") or self.send(503, b'{"error": "going down"}')
             if doc is None:
                 return self.send(304, headers=[("ETag", since)] if since else [])
             return self.send(200, doc, headers=[("ETag", state.etag(doc))])

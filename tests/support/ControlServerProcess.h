@@ -52,6 +52,7 @@ class ControlServerProcess {
   ControlServerProcess& operator=(const ControlServerProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string url(const char* scheme = "http") const { return std::string(scheme) + "://127.0.0.1:" + std::to_string(port_); }
 
   // Serves `doc` (verbatim) as the desired state; returns its ETag.
