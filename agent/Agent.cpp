@@ -149,6 +149,22 @@ std::unique_ptr<DesiredStateSource> Agent::makeSource() {
   return std::make_unique<DirectorySource>(io_.get_executor(), config_.source.path, std::chrono::seconds(config_.source.pollSeconds), log_);
 }
 
+void Agent::persistState() {
+  if (store_) store_->save({{desired_, desiredEtag_}, taskRecords_});
+}
+
+// A task that was RUNNING when the state was last saved but has no container now lost it
+// while the agent was down (docker rm, a wiped engine): say so before it starts again.
+void Agent::reportLostTasks(const std::map<std::string, TaskRecord>& records) {
+  const ObservedState observed = executor_.observed();
+  for (const auto& [id, record] : records) {
+    if (record.status != toString(Status::Running)) continue;
+    const bool hasContainer = std::any_of(observed.containers.begin(), observed.containers.end(),
+                                          [&, id = id](const ObservedContainer& c) { return c.kind == Kind::Task && c.owner() == id; });
+    if (!hasContainer) log_.warn("task {} was RUNNING when the agent last saved its state, but none of its containers exists now", id);
+  }
+}
+
 asio::awaitable<bool> Agent::connect() {
   std::chrono::milliseconds delay{500};
   for (int attempt = 1;; ++attempt) {
@@ -219,16 +235,23 @@ asio::awaitable<int> Agent::run() {
   }
 
   source_ = makeSource();
-  StateStore store(config_.stateDir, log_);
-  std::optional<VersionedDesiredState> saved = options_.dryRun ? std::nullopt : store.load();
-  if (saved) {
-    log_.info("last good desired state: {} (generation {}, {} daemon(s), {} task(s))", store.path().string(), saved->state.generation,
-              saved->state.daemons.size(), saved->state.tasks.size());
+  std::optional<VersionedDesiredState> saved;
+  if (!options_.dryRun) {
+    store_.emplace(config_.stateDir, log_);
+    if (auto persisted = store_->load()) {
+      const auto& state = persisted->desired.state;
+      log_.info("last good desired state: {} (generation {}, {} daemon(s), {} task(s))", store_->path().string(), state.generation,
+                state.daemons.size(), state.tasks.size());
+      reportLostTasks(persisted->tasks);
+      taskRecords_ = std::move(persisted->tasks);
+      saved = std::move(persisted->desired);
+    }
   }
-  source_->start([this, store](const VersionedDesiredState& versioned) mutable {
+  source_->start([this](const VersionedDesiredState& versioned) {
     desired_ = versioned.state;
+    desiredEtag_ = versioned.etag;
     haveDesired_ = true;
-    if (!options_.dryRun) store.save(versioned);
+    persistState();
     wake();
   }, std::move(saved));
   if (options_.dryRun) {
@@ -353,6 +376,19 @@ void Agent::tick() {
   executor_.execute(plan.actions);
   maybeConfirmDrained(plan);
   notifyServiceManager(plan);
+  std::map<std::string, TaskRecord> records;
+  for (const auto& t : plan.tasks) {
+    TaskRecord& r = records[t.id];
+    r.status = toString(t.status);
+    r.stoppedReason = t.stoppedReason;
+    for (const auto& c : t.containers) {
+      if (c.exitCode) r.exitCodes[c.name] = *c.exitCode;
+    }
+  }
+  if (records != taskRecords_) {
+    taskRecords_ = std::move(records);
+    persistState();
+  }
   source_->publish(statusReportDocument(plan, desired_.generation));
   metrics_.controlEndpointErrors = source_->errors();
   lastPlan_ = std::move(plan);

@@ -14,6 +14,7 @@
 #include "agent/Reconciler.h"
 #include "agent/ServiceNotifier.h"
 #include "agent/ShutdownInhibitor.h"
+#include "agent/StateStore.h"
 #include "config/AgentConfig.h"
 #include "runtime/Runtime.h"
 
@@ -63,6 +64,8 @@ class Agent final : public ApiBackend {
   void wake();
   Resources capacity() const;
   std::unique_ptr<DesiredStateSource> makeSource();
+  void persistState();
+  void reportLostTasks(const std::map<std::string, TaskRecord>& records);
   int printDryRun();
 
   asio::io_context& io_;
@@ -73,7 +76,10 @@ class Agent final : public ApiBackend {
   Executor executor_;
   std::unique_ptr<DesiredStateSource> source_;
   config::DesiredState desired_;
+  std::string desiredEtag_;
   bool haveDesired_ = false;
+  std::optional<StateStore> store_;
+  std::map<std::string, TaskRecord> taskRecords_;  // as last saved
   Phase phase_ = Phase::Starting;
   Memory memory_;
   Plan lastPlan_;

@@ -96,20 +96,23 @@ std::string runHelp() {
 Flags override the config file; the config file overrides built-in defaults.
   --config PATH              agent config (default /etc/daemonlet/config.yaml, plus
                              config.d/*.yaml beside it); built-in defaults when absent
-  --source DIR|URL           definitions directory, or http(s) URL of a control endpoint
-                             (the URL form is not implemented yet and exits 2)
+  --source DIR|URL           definitions directory, or http(s) base URL of a control
+                             endpoint (docs/control-protocol.md; TLS, token and mTLS
+                             settings come from the config's source section)
   --runtime docker|containerd
                              (containerd is not implemented yet and exits 2)
   --runtime-endpoint unix:///PATH
                              engine socket (default /var/run/docker.sock or
                              /run/containerd/containerd.sock)
-  --state-dir DIR            where the last good desired state is kept (/var/lib/daemonlet)
+  --state-dir DIR            where the last good desired state (and its ETag) is kept
+                             (/var/lib/daemonlet)
   --listen HOST:PORT         introspection API address (default 127.0.0.1:51680)
   --instance-id ID           default: /etc/machine-id
   --log-level trace|debug|info|warn|error
   --log-format text|json
   --once                     converge once; exit 0 if converged, 1 if not
-  --dry-run                  print the plan and touch nothing
+  --dry-run                  print the plan and touch no container (a control endpoint
+                             is registered with and asked for the desired state)
   --drain-on-exit            SIGTERM drains application tasks, then daemons (for hosts
                              without systemd); without it SIGTERM leaves containers running
 )";

@@ -60,7 +60,7 @@ void StateStore::moveAside(const std::string& why) {
              ec ? "(could not move it: " + ec.message() + ")" : aside.string());
 }
 
-std::optional<VersionedDesiredState> StateStore::load() {
+std::optional<PersistedState> StateStore::load() {
   std::ifstream in(path());
   if (!in) return std::nullopt;  // first start
   std::stringstream text;
@@ -74,9 +74,9 @@ std::optional<VersionedDesiredState> StateStore::load() {
     moveAside("unknown format " + doc.value("format", json(nullptr)).dump());
     return std::nullopt;
   }
-  VersionedDesiredState saved;
-  saved.etag = doc.value("etag", std::string());
-  config::DesiredState& state = saved.state;
+  PersistedState saved;
+  saved.desired.etag = doc.value("etag", std::string());
+  config::DesiredState& state = saved.desired.state;
   state.generation = doc.value("generation", std::int64_t{0});
   state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
                                                                                          : config::InstanceStatus::Active;
@@ -97,13 +97,27 @@ std::optional<VersionedDesiredState> StateStore::load() {
     }
     state.tasks.push_back({entry["id"].get<std::string>(), std::move(*def)});
   }
+  // Records are a diagnostic aid: a malformed one is dropped, not a reason to lose the state.
+  // Named: a range-for over items() of a temporary would dangle.
+  const json records = doc.value("taskRecords", json::object());
+  for (const auto& [id, r] : records.items()) {
+    if (!r.is_object()) continue;
+    TaskRecord record;
+    record.status = r.value("status", std::string());
+    if (r.value("stoppedReason", json()).is_string()) record.stoppedReason = r["stoppedReason"].get<std::string>();
+    const json exitCodes = r.value("exitCodes", json::object());
+    for (const auto& [name, code] : exitCodes.items()) {
+      if (code.is_number_integer()) record.exitCodes[name] = code.get<int>();
+    }
+    saved.tasks[id] = std::move(record);
+  }
   return saved;
 }
 
-bool StateStore::save(const VersionedDesiredState& saved) {
-  const config::DesiredState& state = saved.state;
+bool StateStore::save(const PersistedState& saved) {
+  const config::DesiredState& state = saved.desired.state;
   json doc = {{"format", kFormat},
-              {"etag", saved.etag},
+              {"etag", saved.desired.etag},
               {"generation", state.generation},
               {"instanceStatus", config::toString(state.instanceStatus)}};
   doc["daemons"] = json::array();
@@ -113,6 +127,12 @@ bool StateStore::save(const VersionedDesiredState& saved) {
     json entry = definitionEntry(t.definition);
     entry["id"] = t.id;
     doc["tasks"].push_back(std::move(entry));
+  }
+  doc["taskRecords"] = json::object();
+  for (const auto& [id, r] : saved.tasks) {
+    doc["taskRecords"][id] = {{"status", r.status},
+                              {"stoppedReason", r.stoppedReason.empty() ? json(nullptr) : json(r.stoppedReason)},
+                              {"exitCodes", r.exitCodes}};
   }
   const std::string text = doc.dump(1) + "\n";
 

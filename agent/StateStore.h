@@ -2,11 +2,13 @@
 // stateDir/state.json (DESIGN 3.8): the last good desired state with its ETag and
 // generation, so that input that breaks while the agent is down cannot lose what ran
 // before (P6 across restarts), and an agent that starts while the control endpoint is
-// down runs what it ran before (P7). Written
+// down runs what it ran before (P7). Beside it, a record of each task's last status:
+// what a restarted agent compares with the containers it finds. Written
 // atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old
 // file or the new one, never half of one. A corrupt file is moved aside as
 // state.json.corrupt-<unix time> and reported; the agent starts without it.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -15,13 +17,26 @@
 
 namespace daemonlet::agent {
 
+struct TaskRecord {
+  std::string status;  // RUNNING, STOPPED, ...
+  std::string stoppedReason;
+  std::map<std::string, int> exitCodes;  // by container name
+
+  bool operator==(const TaskRecord&) const = default;
+};
+
+struct PersistedState {
+  VersionedDesiredState desired;
+  std::map<std::string, TaskRecord> tasks;  // by task id
+};
+
 class StateStore {
  public:
   StateStore(std::filesystem::path directory, Logger& log);
 
   std::filesystem::path path() const { return directory_ / "state.json"; }
-  std::optional<VersionedDesiredState> load();
-  bool save(const VersionedDesiredState& saved);
+  std::optional<PersistedState> load();
+  bool save(const PersistedState& state);
 
  private:
   void moveAside(const std::string& why);

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/dl-idle-bench-XXXXXX)
 agent=; server=
 cleanup() {
-  [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
+  [ -n "$agent" ] && { kill -9 "$agent"; wait "$agent"; } 2>/dev/null
   [ -n "$server" ] && { kill -9 "$server"; wait "$server"; } 2>/dev/null
   docker ps -aq --filter label=io.daemonlet.instance=idle-bench | xargs -r docker rm -f >/dev/null
   rm -rf "$work"
@@ -31,7 +31,7 @@ for f in node-monitor log-shipper web worker; do
 JSON
 done
 ctl desired 1 --daemon "$work/node-monitor.json" --daemon "$work/log-shipper.json" \
-  --task web-1="$work/web.json" --task worker-1="$work/worker.json" >/dev/null
+  --task idle-web-1="$work/web.json" --task idle-worker-1="$work/worker.json" >/dev/null
 printf 'instance: {id: idle-bench, attributes: {zone: eu-west-1a, rack: r12}}\nsource: {type: http, url: "http://127.0.0.1:%s"}\nlisten: 127.0.0.1:51694\nstateDir: %s/state\n' \
   "$port" "$work" >"$work/config.yaml"
 "$bin" run --config "$work/config.yaml" >"$work/agent.log" 2>&1 &

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -64,6 +65,25 @@ ControlEndpointSource::Settings settingsFor(const std::string& url) {
   return s;
 }
 
+// A test server serving generation 1, and a client that has fetched it.
+struct Connected {
+  TempDir dir;
+  ControlServerProcess server{dir.path};
+  std::string etag1 = server.setDesired(desiredDoc(1));
+  Client client;
+
+  explicit Connected(const std::function<void(ControlEndpointSource::Settings&)>& adjust = {})
+      : client(adjusted(settingsFor(server.url()), adjust)) {
+    client.start();
+    REQUIRE(client.waitForGeneration(1));
+  }
+  static ControlEndpointSource::Settings adjusted(ControlEndpointSource::Settings s,
+                                                  const std::function<void(ControlEndpointSource::Settings&)>& adjust) {
+    if (adjust) adjust(s);
+    return s;
+  }
+};
+
 void run(const std::string& command) {
   if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
 }
@@ -89,13 +109,10 @@ struct Pki {
 }  // namespace
 
 TEST_CASE("control: registers its capacity, then long-polls and gets each change without waiting out the poll") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  const std::string etag1 = server.setDesired(desiredDoc(1));
-  Client client(settingsFor(server.url()));
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
-  CHECK(client.delivered.back().etag == etag1);
+  Connected t;
+  auto& server = t.server;
+  auto& client = t.client;
+  CHECK(client.delivered.back().etag == t.etag1);
   CHECK(client.delivered.back().state.daemons.at(0).family == "node-monitor");
   const auto reg = server.state()["registrations"]["default/i-1"];
   CHECK(reg["capacity"] == nlohmann::json({{"cpu", 2048}, {"memory", 3840}}));
@@ -113,26 +130,18 @@ TEST_CASE("control: registers its capacity, then long-polls and gets each change
 }
 
 TEST_CASE("control: a 304 after the wait keeps the state and polls again with the same ETag") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  auto settings = settingsFor(server.url());
-  settings.longPoll = 1s;
-  Client client(settings);
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  Connected t([](ControlEndpointSource::Settings& s) { s.longPoll = 1s; });
+  auto& server = t.server;
+  auto& client = t.client;
   REQUIRE(pumpUntil(client.io, [&] { return server.state()["answers"].value("desired 304", 0) >= 2; }, 10s));
   CHECK(client.delivered.size() == 1);
   CHECK(client.source->errors() == 0);
 }
 
 TEST_CASE("control: a desired state that fails validation is rejected whole, naming the field; the last good one stays") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  Client client(settingsFor(server.url()));
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  Connected t;
+  auto& server = t.server;
+  auto& client = t.client;
   server.setDesired(desiredDoc(2, "\"lots\""));
   REQUIRE(pumpUntil(client.io, [&] { return client.logged("rejected as a whole"); }, 10s));
   CHECK(client.logged("daemons[0].containerDefinitions[0].memory"));
@@ -148,14 +157,10 @@ TEST_CASE("control: a desired state that fails validation is rejected whole, nam
 }
 
 TEST_CASE("control: every injected fault is logged, backed off, and recovered from; the last good state stays") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  auto settings = settingsFor(server.url());
-  settings.longPoll = 2s;  // with 2 s of grace: "slow" (5 s) times out
-  Client client(settings);
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  // A 2 s poll with 2 s of grace: "slow" (5 s) times out.
+  Connected t([](ControlEndpointSource::Settings& s) { s.longPoll = 2s; });
+  auto& server = t.server;
+  auto& client = t.client;
   const std::pair<const char*, const char*> faults[] = {
       {"500", "HTTP 500: {\"error\": \"internal error (injected)\"}"},
       {"429", "HTTP 429 Too Many Requests (Retry-After: 1)"},
@@ -186,12 +191,9 @@ TEST_CASE("control: every injected fault is logged, backed off, and recovered fr
 }
 
 TEST_CASE("control: backoff grows and 429 Retry-After is honoured: no busy loop") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  Client client(settingsFor(server.url()));
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  Connected t;
+  auto& server = t.server;
+  auto& client = t.client;
   server.fault("500");
   server.setDesired(desiredDoc(2));
   client.pumpFor(6s);
@@ -211,14 +213,9 @@ TEST_CASE("control: backoff grows and 429 Retry-After is honoured: no busy loop"
 }
 
 TEST_CASE("control: status reports are coalesced to one a second, the newest wins, and a heartbeat repeats it") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  auto settings = settingsFor(server.url());
-  settings.heartbeat = 2s;
-  Client client(settings);
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  Connected t([](ControlEndpointSource::Settings& s) { s.heartbeat = 2s; });
+  auto& server = t.server;
+  auto& client = t.client;
   for (int i = 0; i < 30; ++i) {
     client.source->publish({{"phase", "ACTIVE"}, {"seq", i}});
     client.pumpFor(50ms);
@@ -234,12 +231,9 @@ TEST_CASE("control: status reports are coalesced to one a second, the newest win
 }
 
 TEST_CASE("control: a report that failed is retried, newest first, once the endpoint is back") {
-  TempDir dir;
-  ControlServerProcess server(dir.path);
-  server.setDesired(desiredDoc(1));
-  Client client(settingsFor(server.url()));
-  client.start();
-  REQUIRE(client.waitForGeneration(1));
+  Connected t;
+  auto& server = t.server;
+  auto& client = t.client;
   server.fault("500");
   client.source->publish({{"phase", "ACTIVE"}, {"seq", 1}});
   client.pumpFor(1500ms);

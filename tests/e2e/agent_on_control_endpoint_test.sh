@@ -103,21 +103,9 @@ say "daemon added on the server running after $(( ($(date +%s%N) - t0) / 1000000
 old=$(docker ps -q --filter label=io.daemonlet.family=monitor)
 t0=$(date +%s)
 ctl desired 3 --daemon "$work/monitor-2.json" --daemon "$work/shipper-1.json" --task web-1="$work/web.json" >/dev/null
-one_new_copy() {
-  [ "$(docker ps -q --filter label=io.daemonlet.family=monitor | wc -l)" = 1 ] &&
-  [ "$(docker ps --filter label=io.daemonlet.family=monitor --format '{{.Label "io.daemonlet.revision"}}')" = 2 ] &&
-  [ -z "$(docker ps -aq --filter id="$old")" ]
-}
+one_new_copy() { only_revision_running monitor 2 "$old"; }
 wait_for 30 one_new_copy || bad "monitor r2 did not replace r1"
-events=$(docker events --since "$t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.family=monitor \
-  --format '{{.Action}} {{index .Actor.Attributes "io.daemonlet.revision"}} {{.TimeNano}}')
-new_start=$(echo "$events" | awk '$1 == "start" && $2 == 2 { print $3; exit }')
-old_die=$(echo "$events" | awk '$1 == "die" && $2 == 1 { print $3; exit }')
-if [ -z "$new_start" ] || [ -z "$old_die" ] || [ "$new_start" -ge "$old_die" ]; then
-  bad "rollout order: r2 start $new_start, r1 die $old_die"; echo "$events"
-else
-  say "rollout from the server: r2 started $(( (old_die - new_start) / 1000000 )) ms before r1 stopped"
-fi
+check_rollout_order monitor "$t0" 1 2 "rollout from the server"
 wait_for 10 reported 's["status"]["default/ctl-e2e"]["daemons"][0]["revision"]' 2 || bad "r2 not reported"
 
 # --- instanceStatus DRAINING drains tasks and keeps daemons; ACTIVE admits again ----------
@@ -180,6 +168,15 @@ wait_for 10 ready_gate || bad "slot gate not open on the persisted state"
 ctl fault none
 wait_for 60 reported 's["status"]["default/ctl-e2e"]["generation"]' "$generation" || bad "agent did not report back after the server returned"
 say "restart with the server down: persisted generation $generation ran, containers untouched, reported once back"
+
+# --- per-task records: a task container removed while the agent was down is named --------
+kill -TERM "$agent"; wait "$agent" 2>/dev/null; agent=
+docker rm -f daemonlet-task-web-1-main >/dev/null
+start_agent
+wait_for 30 web_running || bad "web-1 was not started again after its container was removed"
+grep -q "task web-1 was RUNNING when the agent last saved its state, but none of its containers exists now" "$log" \
+  || bad "the lost web-1 container was not reported"
+say "a task container removed while the agent was down: reported from the task records, started again"
 kill -TERM "$agent"; wait "$agent" 2>/dev/null; agent=
 kill "$server"; wait "$server" 2>/dev/null; server=
 

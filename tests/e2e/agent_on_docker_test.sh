@@ -100,21 +100,9 @@ say "limits applied; big-1 STOPPED: RESOURCE:MEMORY"
 # --- P1 / DESIGN 4: a new revision starts before the old one stops -----------------------
 t0=$(date +%s)
 fast_def 2
-one_new_copy() {
-  [ "$(docker ps -q --filter label=io.daemonlet.family=fast | wc -l)" = 1 ] &&
-  [ "$(docker ps --filter label=io.daemonlet.family=fast --format '{{.Label "io.daemonlet.revision"}}')" = 2 ] &&
-  [ -z "$(docker ps -aq --filter id="$fast")" ]
-}
+one_new_copy() { only_revision_running fast 2 "$fast"; }
 wait_for 30 one_new_copy || bad "fast r2 did not replace r1"
-events=$(docker events --since "$t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.family=fast \
-  --format '{{.Action}} {{index .Actor.Attributes "io.daemonlet.revision"}} {{.TimeNano}}')
-new_start=$(echo "$events" | awk '$1 == "start" && $2 == 2 { print $3; exit }')
-old_die=$(echo "$events" | awk '$1 == "die" && $2 == 1 { print $3; exit }')
-if [ -z "$new_start" ] || [ -z "$old_die" ] || [ "$new_start" -ge "$old_die" ]; then
-  bad "rollout order: r2 start $new_start, r1 die $old_die"; echo "$events"
-else
-  say "rollout: r2 started $(( (old_die - new_start) / 1000000 )) ms before r1 stopped; one copy left"
-fi
+check_rollout_order fast "$t0" 1 2 "rollout"
 
 # --- P4: drain on exit; a daemon killed mid-drain comes back ------------------------------
 fast=$(docker ps -q --filter label=io.daemonlet.family=fast)

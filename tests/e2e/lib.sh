@@ -12,3 +12,24 @@ wait_for() {
     sleep 0.2
   done
 }
+# only_revision_running FAMILY REV OLD_ID: one container of FAMILY runs, at revision REV,
+# and the container OLD_ID is gone.
+only_revision_running() {
+  [ "$(docker ps -q --filter "label=io.daemonlet.family=$1" | wc -l)" = 1 ] &&
+  [ "$(docker ps --filter "label=io.daemonlet.family=$1" --format '{{.Label "io.daemonlet.revision"}}')" = "$2" ] &&
+  [ -z "$(docker ps -aq --filter id="$3")" ]
+}
+# check_rollout_order FAMILY SINCE OLD NEW [WHAT]: from docker events since SINCE (unix
+# seconds), revision NEW of FAMILY must have started before revision OLD died (P1).
+check_rollout_order() {
+  local family=$1 since=$2 old=$3 new=$4 what=${5:-rollout} events new_start old_die
+  events=$(docker events --since "$since" --until "$(( $(date +%s) + 1 ))" --filter "label=io.daemonlet.family=$family" \
+    --format '{{.Action}} {{index .Actor.Attributes "io.daemonlet.revision"}} {{.TimeNano}}')
+  new_start=$(echo "$events" | awk -v r="$new" '$1 == "start" && $2 == r { print $3; exit }')
+  old_die=$(echo "$events" | awk -v r="$old" '$1 == "die" && $2 == r { print $3; exit }')
+  if [ -z "$new_start" ] || [ -z "$old_die" ] || [ "$new_start" -ge "$old_die" ]; then
+    bad "$what order: r$new start $new_start, r$old die $old_die"; echo "$events"
+  else
+    say "$what: r$new started $(( (old_die - new_start) / 1000000 )) ms before r$old stopped; one copy left"
+  fi
+}

@@ -33,11 +33,13 @@ TEST_CASE("state store: the last good desired state survives a round trip unchan
   agent::StateStore store(dir.path / "nested", log);  // created on first save
   CHECK_FALSE(store.load());                           // first start: nothing saved
   const auto saved = sample();
-  REQUIRE(store.save({saved, "\"g7-abc\""}));
-  auto versioned = store.load();
-  REQUIRE(versioned);
-  CHECK(versioned->etag == "\"g7-abc\"");  // the next long poll asks "changed since this?"
-  const config::DesiredState* loaded = &versioned->state;
+  agent::TaskRecord record{"STOPPED", "Essential container in task exited: main exited with code 3", {{"main", 3}}};
+  REQUIRE(store.save({{saved, "\"g7-abc\""}, {{"web-1", record}}}));
+  auto persisted = store.load();
+  REQUIRE(persisted);
+  CHECK(persisted->desired.etag == "\"g7-abc\"");  // the next long poll asks "changed since this?"
+  CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", record}});
+  const config::DesiredState* loaded = &persisted->desired.state;
   CHECK(loaded->generation == 7);
   REQUIRE(loaded->daemons.size() == 1);
   CHECK(loaded->daemons[0].hash == saved.daemons[0].hash);  // the same revision, not a rollout
