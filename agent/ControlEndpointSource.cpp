@@ -267,7 +267,9 @@ void ControlEndpointSource::onDesired(const HttpResponse& r, const std::string& 
   }
   // Ask for the next change rather than this document again; without an ETag, back off.
   rejectedEtag_ = etag;
-  failedWithMessage(control_, fmt::format("{}: response rejected as a whole ({}); still running generation {}", what, problem, generation_),
+  const std::string keeping = generation_ > 0 || !etag_.empty() ? fmt::format("still running generation {}", generation_)
+                                                                  : std::string("no desired state yet; running containers are left alone");
+  failedWithMessage(control_, fmt::format("{}: response rejected as a whole ({}); {}", what, problem, keeping),
                     std::nullopt, [this] { pollDesired(); });
 }
 
