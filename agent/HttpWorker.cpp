@@ -136,6 +136,10 @@ struct HttpWorker::Transfer {
     }
     response.failure = classify(code);
     response.error = errorBuffer[0] ? errorBuffer : curl_easy_strerror(code);
+    // With no resolver answering, a lookup ends as a timeout: still a DNS problem.
+    if (code == CURLE_OPERATION_TIMEDOUT && response.error.rfind("Resolving timed out", 0) == 0) {
+      response.failure = HttpResponse::Failure::Resolve;
+    }
   }
 };
 

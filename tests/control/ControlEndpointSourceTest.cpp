@@ -370,3 +370,13 @@ TEST_CASE("control: shutting down cancels a long poll in flight at once") {
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK(took < 10s);  // not the 30 s the poll would have lasted
 }
+
+TEST_CASE("control: a host name that does not resolve is a DNS failure, retried with backoff") {
+  Client client(settingsFor("http://no-such-host.invalid:8080"));
+  client.start();
+  REQUIRE(pumpUntil(client.io, [&] { return client.logged("DNS lookup failed"); }, 15s));
+  client.pumpFor(2s);
+  CHECK(client.source->errors() >= 2);
+  CHECK(client.source->errors() <= 8);  // backing off, not spinning
+  CHECK(client.delivered.empty());
+}
