@@ -465,7 +465,8 @@ void Agent::logChanges(const Plan& plan) {
 }
 
 int Agent::printDryRun() {
-  Inputs in{desired_, executor_.observed()};
+  const ObservedState observed = executor_.observed();  // Inputs holds a reference: keep it alive
+  Inputs in{desired_, observed};
   in.capacity = capacity();
   in.phase = Phase::Starting;
   in.bootAt = bootAt_;
