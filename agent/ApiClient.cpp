@@ -12,7 +12,8 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) 
 
 }  // namespace
 
-ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs) {
+ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs,
+                 const std::string& body) {
   ApiReply reply;
   CURL* curl = curl_easy_init();
   if (!curl) {
@@ -22,7 +23,10 @@ ApiReply callApi(const std::string& listen, const std::string& method, const std
   const std::string url = "http://" + listen + path;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  if (method == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  if (method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
   curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");  // a proxy has no business seeing this host's agent
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeoutMs);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);

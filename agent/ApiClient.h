@@ -1,6 +1,7 @@
 #pragma once
-// A blocking client for the agent's introspection API, for `daemonlet status` and
-// `daemonlet drain` (libcurl; proxies are never used for it).
+// A blocking client for a local HTTP API: the agent's introspection API, for
+// `daemonlet status` and `daemonlet drain`, and the test control endpoint's admin API
+// (libcurl; proxies are never used for it).
 #include <string>
 
 namespace daemonlet::agent {
@@ -11,6 +12,7 @@ struct ApiReply {
   std::string error;  // why there was no answer
 };
 
-ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs = 5000);
+ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs = 5000,
+                 const std::string& body = "");
 
 }  // namespace daemonlet::agent

@@ -1,13 +1,10 @@
 #include "agent/ControlEndpointSource.h"
 
-#include <sys/stat.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace daemonlet::agent {
 namespace {
@@ -47,10 +44,11 @@ std::string transportProblem(const HttpResponse& r) {
 }
 
 bool isJson(const HttpResponse& r) {
-  std::string type = r.header("content-type");
-  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return type.rfind("application/json", 0) == 0;
+  constexpr std::string_view json = "application/json";  // parameters such as charset may follow
+  return ::strncasecmp(r.header("content-type").c_str(), json.data(), json.size()) == 0;
 }
+
+bool answered2xx(const HttpResponse& r) { return r.failure == HttpResponse::Failure::None && r.status >= 200 && r.status < 300; }
 
 std::string duration(milliseconds d) {
   return d < seconds(1) ? fmt::format("{} ms", d.count()) : fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1000.0);
@@ -78,29 +76,6 @@ std::optional<seconds> parseRetryAfter(const std::string& value, std::chrono::sy
   return std::max(seconds(0), std::chrono::duration_cast<seconds>(wait));
 }
 
-std::optional<std::string> TokenFile::read(std::string& problem) {
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) {
-    problem = fmt::format("source.tokenFile {}: {}", path_, std::strerror(errno));
-    return std::nullopt;
-  }
-  const std::string stamp = fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
-  if (stamp == stamp_) return token_;
-  std::ifstream in(path_);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string token = text.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(token.begin());
-  if (!in || token.empty() || token.find_first_of("\r\n") != std::string::npos) {
-    problem = fmt::format("source.tokenFile {}: {}", path_, !in ? "cannot read it" : token.empty() ? "it is empty" : "it holds more than one line");
-    return std::nullopt;
-  }
-  token_ = std::move(token);
-  stamp_ = stamp;
-  return token_;
-}
-
 ControlEndpointSource::Settings ControlEndpointSource::settingsFrom(const config::AgentConfig& c) {
   Settings s;
   s.baseUrl = c.source.url;
@@ -120,8 +95,8 @@ ControlEndpointSource::ControlEndpointSource(asio::any_io_executor executor, Set
       log_(log),
       token_(settings_.tokenFile),
       random_(std::random_device{}()),
-      control_{"control", asio::steady_timer(executor), 0},
-      report_{"report", asio::steady_timer(executor), 0},
+      control_{"control", asio::steady_timer(executor)},
+      report_{"report", asio::steady_timer(executor)},
       heartbeat_(executor),
       worker_(executor) {}
 
@@ -188,7 +163,7 @@ void ControlEndpointSource::registerInstance() {
   request.body = body.dump();
   if (!prepare(request, control_, [this] { registerInstance(); })) return;
   submit(std::move(request), [this](const HttpResponse& r) {
-    if (r.failure == HttpResponse::Failure::None && r.status >= 200 && r.status < 300) {
+    if (answered2xx(r)) {
       succeeded(control_);
       registered_ = true;
       log_.info("control endpoint: registered {} in cluster {} (offering {} CPU / {} MiB)", settings_.instanceId, settings_.cluster,
@@ -214,8 +189,7 @@ void ControlEndpointSource::pollAgain() {
 }
 
 void ControlEndpointSource::pollDesired() {
-  const auto now = steady_clock::now();
-  lastPollStart_ = now;
+  lastPollStart_ = steady_clock::now();
   HttpRequest request;
   request.url = fmt::format("{}/desired?waitSeconds={}", instanceUrl(), settings_.longPoll.count());
   request.timeout = settings_.longPoll + settings_.requestGrace;
@@ -310,7 +284,7 @@ void ControlEndpointSource::sendReport() {
   lastReportSent_ = steady_clock::now();
   submit(std::move(request), [this](const HttpResponse& r) {
     reportInFlight_ = false;
-    if (r.failure == HttpResponse::Failure::None && r.status >= 200 && r.status < 300) {
+    if (answered2xx(r)) {
       succeeded(report_);
       heartbeat_.expires_after(settings_.heartbeat);
       heartbeat_.async_wait([this](const boost::system::error_code& ec) {

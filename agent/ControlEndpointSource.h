@@ -18,6 +18,7 @@
 #include "agent/DesiredStateSource.h"
 #include "agent/HttpWorker.h"
 #include "agent/Logger.h"
+#include "agent/TokenFile.h"
 #include "config/AgentConfig.h"
 #include "config/Resources.h"
 
@@ -28,21 +29,6 @@ namespace daemonlet::agent {
 std::chrono::milliseconds jitteredBackoff(int failures, double unitRandom);
 // Retry-After as seconds or an HTTP date; nullopt when absent or unreadable.
 std::optional<std::chrono::seconds> parseRetryAfter(const std::string& value, std::chrono::system_clock::time_point now);
-
-// The bearer token, re-read whenever the file changes (rotation without a restart).
-class TokenFile {
- public:
-  explicit TokenFile(std::string path) : path_(std::move(path)) {}
-  bool configured() const { return !path_.empty(); }
-  const std::string& path() const { return path_; }
-  // The current token, or nullopt with `problem` set. The token never goes to a log.
-  std::optional<std::string> read(std::string& problem);
-
- private:
-  std::string path_;
-  std::string token_;
-  std::string stamp_;  // mtime, size and inode of what token_ came from
-};
 
 class ControlEndpointSource final : public DesiredStateSource {
  public:

@@ -84,23 +84,12 @@ struct Connected {
   }
 };
 
-void run(const std::string& command) {
-  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
-// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate, and an
-// unrelated CA: generated with openssl for each run.
+// tests/control/make-test-pki.sh: a CA, a server certificate for 127.0.0.1 and a client
+// certificate signed by it, and an unrelated CA; made anew for each run.
 struct Pki {
-  explicit Pki(const std::filesystem::path& d) : dir(d) {
-    const std::string p = dir.string();
-    for (const char* ca : {"ca", "other-ca"}) {
-      run(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=daemonlet-test-{0} -keyout {1}/{0}.key -out {1}/{0}.pem", ca, p));
-    }
-    run(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {0}/server.key -out {0}/server.csr", p));
-    std::ofstream(dir / "san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-    run(fmt::format("openssl x509 -req -in {0}/server.csr -CA {0}/ca.pem -CAkey {0}/ca.key -CAcreateserial -days 2 -extfile {0}/san.ext -out {0}/server.pem", p));
-    run(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN=i-1 -keyout {0}/client.key -out {0}/client.csr", p));
-    run(fmt::format("openssl x509 -req -in {0}/client.csr -CA {0}/ca.pem -CAkey {0}/ca.key -CAcreateserial -days 2 -out {0}/client.pem", p));
+  explicit Pki(const std::filesystem::path& d) : dir(d / "pki") {
+    const std::string command = fmt::format("{}/control/make-test-pki.sh {}", DAEMONLET_TESTS_DIR, dir.string());
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
   }
   std::string file(const char* name) const { return (dir / name).string(); }
   std::filesystem::path dir;

@@ -181,14 +181,8 @@ kill -TERM "$agent"; wait "$agent" 2>/dev/null; agent=
 kill "$server"; wait "$server" 2>/dev/null; server=
 
 # --- HTTPS: the right CA works, a wrong CA fails closed ----------------------------------
-pki=$work/pki; mkdir -p "$pki"
-for ca in ca other-ca; do
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e-$ca" -keyout "$pki/$ca.key" -out "$pki/$ca.pem" 2>/dev/null
-done
-openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$pki/server.key" -out "$pki/server.csr" 2>/dev/null
-echo "subjectAltName=IP:127.0.0.1" >"$pki/san.ext"
-openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-  -extfile "$pki/san.ext" -out "$pki/server.pem" 2>/dev/null
+pki=$work/pki
+"$here/../control/make-test-pki.sh" "$pki" || bad "making the test PKI failed"
 start_server --tls-cert "$pki/server.pem" --tls-key "$pki/server.key"
 ctl desired 1 --daemon "$work/monitor-2.json" >/dev/null
 tls_run() {  # tls_run CAFILE OUTPUT: dry run against the HTTPS endpoint

@@ -15,8 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include <curl/curl.h>
 #include <nlohmann/json.hpp>
+
+#include "agent/ApiClient.h"
 
 namespace daemonlet::test {
 
@@ -65,27 +66,13 @@ class ControlServerProcess {
   nlohmann::json state() { return admin("GET", "/admin/state", ""); }
 
  private:
-  static size_t collect(char* data, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(data, size * n);
-    return size * n;
-  }
   nlohmann::json admin(const std::string& method, const std::string& path, const std::string& body) {
-    CURL* curl = curl_easy_init();
-    std::string reply;
-    const std::string url = "http://127.0.0.1:" + std::to_string(adminPort_) + path;
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-    if (method != "GET") {
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    const agent::ApiReply reply = agent::callApi("127.0.0.1:" + std::to_string(adminPort_), method, path, 10000, body);
+    if (reply.status != 200) {
+      throw std::runtime_error("control server admin API " + method + " " + path + ": " +
+                               (reply.status ? "HTTP " + std::to_string(reply.status) + " " + reply.body : reply.error));
     }
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &ControlServerProcess::collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-    const CURLcode code = curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    if (code != CURLE_OK) throw std::runtime_error(std::string("control server admin API: ") + curl_easy_strerror(code));
-    return nlohmann::json::parse(reply);
+    return nlohmann::json::parse(reply.body);
   }
 
   std::filesystem::path readyFile_;
