@@ -15,6 +15,7 @@ work=$(mktemp -d /tmp/dl-systemd-XXXXXX)
 fail=0
 name=systemd
 . "$(dirname "$0")/../e2e/lib.sh"
+. "$(dirname "$0")/../support/cache.sh"
 cleanup() {
   docker rm -f "$box" >/dev/null 2>&1
   docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e | xargs -r docker rm -f >/dev/null
@@ -24,17 +25,58 @@ trap cleanup EXIT
 in_box() { docker exec "$box" "$@"; }
 epoch() { date -d "$1" +%s.%N; }
 
-# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, ~1 min).
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  mkdir -p "$cache"
-  if [ ! -s "$cache/rootfs.tar" ]; then
-    say "building the bookworm systemd rootfs with mmdebstrap"
-    mmdebstrap --variant=apt --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,ca-certificates,curl \
-      bookworm "$cache/rootfs.tar.partial" >"$work/mmdebstrap.log" 2>&1 || { tail -20 "$work/mmdebstrap.log"; exit 1; }
-    mv "$cache/rootfs.tar.partial" "$cache/rootfs.tar"
+# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, ~1 min), and the
+# image imported from it. Both are caches outside build/, so both are checked before each
+# use (tests/support/cache.sh): the image against its recipe label and a probe on every
+# run, the tar, when the image must be imported from it, against its stamp (recipe hash,
+# sha256) and its listing. What fails is rebuilt. The recipe is the mmdebstrap command
+# line: change it, or bump its "v2" to take newer packages, and both are rebuilt.
+# The output name must end in .tar: mmdebstrap picks its format from the name, and
+# anything else gives a directory (--format=tar says it twice).
+mm_args=(--variant=apt --format=tar
+  --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,ca-certificates,curl
+  bookworm)
+recipe="systemd rootfs v2: mmdebstrap ${mm_args[*]}"
+hash=$(cache_hash "$recipe")
+rootfs=$cache/rootfs.tar
+partial=$cache/rootfs.partial.tar
+rootfs_has=('lib/systemd/systemd|usr/lib/systemd/systemd' 'bin/systemctl|usr/bin/systemctl' usr/bin/busctl
+  usr/bin/systemd-analyze usr/bin/systemd-inhibit 'bin/systemd-tmpfiles|usr/bin/systemd-tmpfiles'
+  usr/bin/dbus-daemon usr/bin/curl usr/bin/ldd etc/ssl/certs/ca-certificates.crt)
+rootfs_ok() { cache_file_ok "$rootfs" "$hash" && cache_tar_has "$rootfs" "${rootfs_has[@]}"; }
+image_ok() {
+  cache_image_ok "$image" "$hash" /bin/sh -c \
+    'test -x /lib/systemd/systemd || exit 1; for c in systemctl busctl systemd-analyze systemd-inhibit curl; do command -v $c >/dev/null || exit 1; done; echo ok'
+}
+untrusted() {  # untrusted WHAT VERB
+  if [ "$cache_why" = missing ]; then say "cache $1: missing; $2"; else say "cache $1: stale/corrupt ($cache_why); $2"; fi
+}
+cache_t0=$(date +%s)
+mkdir -p "$cache"
+cache_lock "$cache/.lock" || exit 1
+if image_ok; then
+  say "cache $image: verified (recipe $hash)"
+else
+  untrusted "$image" "importing it from $rootfs"
+  if rootfs_ok; then
+    say "cache $rootfs: verified (recipe $hash)"
+  else
+    untrusted "$rootfs" "building it with mmdebstrap (~1 min)"
+    # Leftovers of an interrupted build, or of the old .tar.partial name (a directory).
+    rm -rf "$partial" "$cache/rootfs.tar.partial"
+    mmdebstrap "${mm_args[@]}" "$partial" >"$work/mmdebstrap.log" 2>&1 \
+      || { tail -20 "$work/mmdebstrap.log"; rm -rf "$partial"; bad "mmdebstrap failed"; exit 1; }
+    cache_tar_has "$partial" "${rootfs_has[@]}" \
+      || { rm -rf "$partial"; bad "mmdebstrap's rootfs fails its check ($cache_why): see the recipe above"; exit 1; }
+    cache_file_commit "$partial" "$rootfs" "$hash" "$recipe"
+    say "cache $rootfs: built and verified (recipe $hash)"
   fi
-  docker import "$cache/rootfs.tar" "$image" >/dev/null || exit 1
+  cache_image_import "$rootfs" "$image" "$hash" || { bad "docker import $rootfs failed"; exit 1; }
+  image_ok || { bad "the image just imported from $rootfs fails its check ($cache_why)"; exit 1; }
+  say "cache $image: imported and verified (recipe $hash)"
 fi
+cache_unlock
+say "caches ready in $(( $(date +%s) - cache_t0 )) s"
 
 # The install: binary, unit, logind drop-in, tmpfiles, config and definitions.
 mkdir -p "$work/defs/daemons" "$work/defs/tasks" "$work/logs"
@@ -69,6 +111,10 @@ docker cp "$work/config.yaml" "$box:/etc/daemonlet-config.yaml"
 docker start "$box" >/dev/null
 booted() { [ "$(in_box systemctl is-system-running 2>/dev/null)" = running ] || [ "$(in_box systemctl is-system-running 2>/dev/null)" = degraded ]; }
 wait_for 60 booted || { bad "systemd did not boot: $(in_box systemctl is-system-running)"; exit 1; }
+# The rootfs recipe lists the agent's runtime libraries by package: say which one is missing
+# rather than fail later with a unit that does not start.
+missing=$(in_box ldd /usr/bin/daemonlet | grep "not found")
+[ -z "$missing" ] || { bad "the rootfs lacks libraries of the agent; add their packages to mm_args: $missing"; exit 1; }
 in_box mkdir -p /etc/daemonlet /etc/systemd/system/daemonlet.service.d
 in_box cp /etc/daemonlet-config.yaml /etc/daemonlet/config.yaml
 # tmpfiles made the directory at boot: copy the contents, not the folder.
