@@ -3,7 +3,8 @@
 #   dev-setup.sh run    build, then run the agent on the bundled example definitions
 #   dev-setup.sh test   build, then run the whole test suite with ctest
 #   dev-setup.sh setup  only install packages, start the engines, build the test image
-# Idempotent: safe to run again; what is already there is left alone. Needs root.
+# Idempotent: safe to run again; what is already there and checks out is left alone (the
+# test image is verified on each run and rebuilt if it is not what it should be). Needs root.
 set -euo pipefail
 
 mode=${1:-}
@@ -80,12 +81,14 @@ start_engines() {
 }
 
 # The image every example and test uses: busybox-static with its applets linked, built
-# locally because there is no registry here.
-build_test_image() {
-  local image=daemonlet/busybox:local
-  if docker image inspect "$image" >/dev/null 2>&1; then say "image $image: present"; return; fi
-  local root
-  root=$(mktemp -d)
+# locally because there is no registry here. It is a cache outside build/, so it is checked
+# on every run (tests/support/cache.sh) and rebuilt unless its recipe label matches and a
+# probe runs in it. The recipe is the layout below (busybox_rootfs's body, comments
+# aside), the import changes, and the installed busybox binary: an upgrade of
+# busybox-static, an edit of the layout, or an image that is not ours rebuilds it.
+. "$top/tests/support/cache.sh"
+busybox_rootfs() {  # busybox_rootfs DIR
+  local root=$1
   mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/www"
   cp /bin/busybox "$root/bin/busybox"
   for applet in $("$root/bin/busybox" --list); do
@@ -94,10 +97,31 @@ build_test_image() {
   echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
   echo 'daemonlet example' >"$root/www/index.html"
-  tar -C "$root" -cf "$logs/busybox-image.tar" .
-  rm -rf "$root"
-  docker import --change 'ENV PATH=/bin' "$logs/busybox-image.tar" "$image" >/dev/null
-  say "image $image: built from busybox-static"
+}
+busybox_import=(--change 'ENV PATH=/bin')
+# What the examples and tests run in it.
+busybox_probe=(/bin/sh -c 'for a in sh sleep date test touch httpd; do command -v $a >/dev/null || exit 1; done
+  test "$(cat /www/index.html)" = "daemonlet example" && echo ok')
+
+build_test_image() {
+  local image=daemonlet/busybox:local hash work
+  hash=$(cache_hash "$(declare -f busybox_rootfs)" "${busybox_import[*]}" "$(sha256sum </bin/busybox)")
+  cache_lock /run/lock/daemonlet-busybox-image.lock
+  if cache_image_ok "$image" "$hash" "${busybox_probe[@]}"; then
+    cache_unlock; say "image $image: verified (recipe $hash)"; return
+  fi
+  if [ "$cache_why" = missing ]; then say "image $image: missing; building"
+  else say "image $image: stale/corrupt ($cache_why); rebuilding"; fi
+  work=$(mktemp -d)
+  busybox_rootfs "$work/root"
+  tar -C "$work/root" -cf "$work/busybox.tar" .
+  cache_image_import "$work/busybox.tar" "$image" "$hash" "${busybox_import[@]}" \
+    || { rm -rf "$work"; say "image $image: docker import failed"; exit 1; }
+  rm -rf "$work" "$logs/busybox-image.tar"  # the latter: where older versions kept the tar
+  cache_image_ok "$image" "$hash" "${busybox_probe[@]}" \
+    || { say "image $image: built, but fails its check ($cache_why)"; exit 1; }
+  cache_unlock
+  say "image $image: built from busybox-static $(dpkg-query -W -f='${Version}' busybox-static) and verified (recipe $hash)"
 }
 
 build() {
