@@ -101,7 +101,7 @@ cache_image_ok() {
   if [ "$status" != 0 ] || [ "$(tail -1 <<<"$out")" != ok ]; then
     # docker's own errors (125-127) say what is wrong on the first line, the probe's on the last.
     if [ "$status" -ge 125 ]; then line=$(head -1 <<<"$out"); else line=$(tail -1 <<<"$out"); fi
-    cache_why="the probe in it fails (exit $status${line:+: ${line:0:200}})"; return 1
+    cache_why="the probe in it fails (exit $status${line:+: ${line:0:300}})"; return 1
   fi
 }
 
