@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <cstring>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,7 +19,35 @@ using std::chrono::steady_clock;
 
 std::string owned(Kind kind, const std::string& owner) { return std::string(toString(kind)) + " " + owner; }
 
-double secondsBetween(TimePoint a, TimePoint b) { return std::chrono::duration<double>(b - a).count(); }
+double secondsBetween(WallTime a, WallTime b) { return std::chrono::duration<double>(b - a).count(); }
+
+std::string firstLineOf(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The kernel's boot id: "the slot gate opened in this boot" survives an agent restart,
+// not a reboot.
+std::string bootId() { return firstLineOf("/proc/sys/kernel/random/boot_id"); }
+
+// When the host booted (btime in /proc/stat): a container that exited before it was
+// stopped by the host going away.
+std::optional<WallTime> hostBootTime() {
+  std::ifstream in("/proc/stat");
+  for (std::string key; in >> key;) {
+    if (key == "btime") {
+      long long seconds = 0;
+      if (in >> seconds) return WallTime(std::chrono::seconds(seconds));
+      break;
+    }
+    in.ignore(1 << 16, '\n');
+  }
+  return std::nullopt;
+}
+
+constexpr std::size_t kOutagesKept = 8;
 
 }  // namespace
 
@@ -94,6 +124,25 @@ void Agent::terminate() {
   wake();
 }
 
+bool Agent::undrain() {
+  if (shutdownRequested_) {
+    log_.warn("undrain refused: the instance is shutting down");
+    return false;
+  }
+  if (drainRequested_) log_.info("undrain requested: admitting application tasks again");
+  drainRequested_ = false;
+  tasksConfirmedGone_ = false;
+  persistDrainIntent("");
+  wake();
+  return true;
+}
+
+void Agent::internalError(const std::string& where, const std::string& what) {
+  ++metrics_.internalErrors;
+  log_.error("internal error in {}: {} (counted in daemonlet_internal_errors_total; the agent carries on)", where, what);
+  wake();
+}
+
 void Agent::drain() {
   if (!drainRequested_) log_.info("drain requested: admitting nothing, stopping application tasks; daemons keep running");
   drainRequested_ = true;
@@ -111,25 +160,14 @@ void Agent::shutdown() {
 }
 
 void Agent::persistDrainIntent(const std::string& intent) {
-  namespace fs = std::filesystem;
-  const fs::path marker = fs::path(config_.stateDir) / "drain";
+  const std::filesystem::path marker = std::filesystem::path(config_.stateDir) / "drain";
   std::error_code ec;
   if (intent.empty()) {
-    fs::remove(marker, ec);
+    std::filesystem::remove(marker, ec);
     return;
   }
-  fs::create_directories(marker.parent_path(), ec);
-  const fs::path temp = marker.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << intent << '\n';
-    if (!out.flush()) {
-      log_.warn("cannot record the {} in {}: a restarted agent would not resume it", intent, marker.string());
-      return;
-    }
-  }
-  fs::rename(temp, marker, ec);
-  if (ec) log_.warn("cannot record the {} in {}: {}", intent, marker.string(), ec.message());
+  if (!writeFileAtomically(marker, intent + "\n"))
+    log_.warn("cannot record the {} in {}: {}; a restarted agent would not resume it", intent, marker.string(), strerror(errno));
 }
 
 std::string Agent::persistedDrainIntent() const {
@@ -170,6 +208,7 @@ asio::awaitable<bool> Agent::connect() {
   for (int attempt = 1;; ++attempt) {
     auto version = co_await runtime_.version();
     if (version) {
+      engineDescription_ = fmt::format("{} {}", version->name, version->version);
       log_.info("runtime: {} {} (API {}) at {}", version->name, version->version, version->apiVersion, config::runtimeEndpoint(config_));
       auto adopted = co_await executor_.refresh();
       if (adopted) co_return true;
@@ -187,8 +226,14 @@ asio::awaitable<bool> Agent::connect() {
 }
 
 InstanceInfo Agent::instance() const {
-  return {config_.instance.cluster, config_.instance.id, DAEMONLET_VERSION,
-          config_.instance.capacity.value_or(detectCapacity()), config_.instance.reserved};
+  return {config_.instance.cluster,
+          config_.instance.id,
+          DAEMONLET_VERSION,
+          config_.instance.capacity.value_or(detectCapacity()),
+          config_.instance.reserved,
+          engineDescription_,
+          executor_.orphans(),
+          source_ ? source_->problems() : std::vector<std::string>{}};
 }
 
 // /healthz: the loop ticks at least once a second; ten without one means it is stuck.
@@ -221,7 +266,10 @@ asio::awaitable<int> Agent::run() {
   std::size_t running = 0;
   for (const auto& c : adopted.containers) running += c.running();
   log_.info("adopted {} managed container(s), {} running: none is restarted (P5)", adopted.containers.size(), running);
-  bootAt_ = std::chrono::system_clock::now();
+  bootAt_ = steady_clock::now();
+  hostBootAt_ = hostBootTime();
+  if (auto r = co_await executor_.refreshOrphans(); !r) log_.warn("runtime: listing other instances' containers failed: {}", r.error().message);
+  if (!options_.dryRun) restoreGateOfThisBoot();
   if (!options_.dryRun) {
     // Resume what a previous agent was in the middle of (P5: it finishes the step).
     const std::string intent = persistedDrainIntent();
@@ -274,12 +322,27 @@ asio::awaitable<int> Agent::run() {
     Backoff& b = memory_.createFailures[f.containerName];
     b.failures += 1;
     b.reason = f.message;
-    b.retryAt = std::chrono::system_clock::now() + backoffDelay(b.failures);
+    b.retryAt = steady_clock::now() + backoffDelay(b.failures);
   });
+  executor_.onInternalError([this](const std::string& where, const std::string& what) { internalError(where, what); });
+  // After every (re)connection the agent lists for itself rather than trusting the watch's
+  // snapshot: its own listing knows which of its creates and removes happened meanwhile.
   runtime_.watch(executor_.managedSelector(),
                  {[this](const runtime::RuntimeEvent& e) { executor_.applyEvent(e); },
-                  [this](const std::vector<runtime::ContainerInfo>& snapshot) { executor_.applySnapshot(snapshot); },
-                  [this](const runtime::Error& e) { log_.warn("runtime events: {}; reconnecting", e.message); }});
+                  [this](const std::vector<runtime::ContainerInfo>&) {
+                    if (!engineOutages_.empty() && engineOutages_.back().to == WallTime::max()) {
+                      engineOutages_.back().to = std::chrono::system_clock::now();
+                      log_.info("runtime events: reconnected; resyncing");
+                    }
+                    spawnGuarded(io_.get_executor(), resync("engine reconnected"), "resync", [this](auto& w, auto& e) { internalError(w, e); });
+                  },
+                  [this](const runtime::Error& e) {
+                    if (engineOutages_.empty() || engineOutages_.back().to != WallTime::max()) {
+                      engineOutages_.push_back({std::chrono::system_clock::now(), WallTime::max()});
+                      if (engineOutages_.size() > kOutagesKept) engineOutages_.erase(engineOutages_.begin());
+                    }
+                    log_.warn("runtime events: {}; reconnecting", e.message);
+                  }});
 
   const auto onceDeadline = steady_clock::now() + options_.onceTimeout;
   auto lastRefresh = steady_clock::now();
@@ -292,7 +355,9 @@ asio::awaitable<int> Agent::run() {
     }
     lastTick_ = steady_clock::now();
     notifier_.keepAlive();
-    if (haveDesired_) tick();
+    // A shutdown before any desired state arrived still drains what runs (an empty desired
+    // state stops tasks, then daemons) instead of holding the machine for the whole limit.
+    if (haveDesired_ || shutdownRequested_) tick();
     if (options_.once && lastPlan_.converged && executor_.idle()) {
       log_.info("converged: phase {}", toString(phase_));
       break;
@@ -323,11 +388,10 @@ asio::awaitable<int> Agent::run() {
       if (inhibitor_) inhibitor_->release();  // never hold the machine past the limit
     }
     if (steady_clock::now() - lastRefresh > std::chrono::seconds(60)) {
-      // Belt and braces next to the event stream: a full listing now and then.
+      // Belt and braces next to the event stream: a full listing now and then, beside the
+      // loop rather than in it, so ticks, the watchdog and /healthz never wait for it.
       lastRefresh = steady_clock::now();
-      auto r = co_await executor_.refresh();
-      if (!r) log_.warn("runtime: periodic resync failed: {}", r.error().message);
-      continue;
+      spawnGuarded(io_.get_executor(), resync("periodic"), "resync", [this](auto& w, auto& e) { internalError(w, e); });
     }
     if (wakePending_) {
       wakePending_ = false;
@@ -354,7 +418,11 @@ void Agent::tick() {
   in.daemonActionsInFlight = executor_.inFlight(Kind::Daemon);
   in.tasksConfirmedGone = tasksConfirmedGone_;
   in.bootAt = bootAt_;
-  in.now = std::chrono::system_clock::now();
+  in.now = steady_clock::now();
+  in.instanceId = config_.instance.id;
+  in.hostBootAt = hostBootAt_;
+  in.engineOutages = engineOutages_;
+  if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
   const auto started = steady_clock::now();
@@ -371,6 +439,7 @@ void Agent::tick() {
     wake();  // the next phase may have work at once
   }
   phase_ = plan.phase;
+  if (plan.memory.gateOpenedAt && !memory_.gateOpenedAt) rememberGateOpened();
   memory_ = plan.memory;
   logChanges(plan);
   executor_.execute(plan.actions);
@@ -385,13 +454,44 @@ void Agent::tick() {
       if (c.exitCode) r.exitCodes[c.name] = *c.exitCode;
     }
   }
-  if (records != taskRecords_) {
+  if (haveDesired_ && records != taskRecords_) {
     taskRecords_ = std::move(records);
     persistState();
   }
   source_->publish(statusReportDocument(plan, desired_.generation));
   metrics_.controlEndpointErrors = source_->errors();
   lastPlan_ = std::move(plan);
+}
+
+asio::awaitable<void> Agent::resync(std::string why) {
+  if (resyncing_) co_return;
+  resyncing_ = true;
+  auto r = co_await executor_.refresh();
+  if (!r) log_.warn("runtime: {} resync failed: {}", why, r.error().message);
+  auto orphans = co_await executor_.refreshOrphans();
+  if (!orphans) log_.warn("runtime: listing other instances' containers failed: {}", orphans.error().message);
+  resyncing_ = false;
+  wake();
+}
+
+// stateDir/slot-gate holds the boot id of the boot in which the gate opened: an agent
+// restarted in the same boot (a package upgrade) opens it at once and reports READY=1
+// promptly. Applications still start only while critical daemons are up (Reconciler).
+void Agent::rememberGateOpened() {
+  if (options_.dryRun || gateRemembered_) return;
+  gateRemembered_ = true;
+  if (!writeFileAtomically(std::filesystem::path(config_.stateDir) / "slot-gate", bootId() + "\n"))
+    log_.warn("cannot record the open slot gate in {}/slot-gate: a restarted agent will wait for the daemons again", config_.stateDir);
+}
+
+void Agent::restoreGateOfThisBoot() {
+  const std::string saved = firstLineOf(std::filesystem::path(config_.stateDir) / "slot-gate");
+  const std::string now = bootId();
+  if (saved.empty() || now.empty() || saved != now) return;
+  memory_.gateOpenedAt = steady_clock::now();
+  memory_.gateReason = "opened earlier in this boot (boot id " + now.substr(0, 8) + "); applications start while critical daemons are up";
+  gateRemembered_ = true;
+  log_.info("slot gate: {}", memory_.gateReason);
 }
 
 // P4: before daemons stop, ask the runtime itself whether any application container is left.
@@ -470,7 +570,8 @@ int Agent::printDryRun() {
   in.capacity = capacity();
   in.phase = Phase::Starting;
   in.bootAt = bootAt_;
-  in.now = std::chrono::system_clock::now();
+  in.now = steady_clock::now();
+  in.instanceId = config_.instance.id;
   Plan plan = reconcile(in);
   std::cout << fmt::format("dry run: phase {}, capacity {} CPU / {} MiB, daemons reserve {} CPU / {} MiB, available {} CPU / {} MiB\n",
                            toString(plan.phase), plan.capacity.cpu, plan.capacity.memory, plan.daemonReserved.cpu,

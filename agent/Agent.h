@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "agent/DesiredStateSource.h"
 #include "agent/Executor.h"
@@ -38,6 +39,8 @@ class Agent final : public ApiBackend {
   void terminate();
   // Drain application tasks; daemons keep running.
   void drain();
+  // Admit application tasks again; false while a shutdown runs.
+  bool undrain();
   // Instance shutdown: drain, then stop daemons (P4).
   void shutdown();
   // logind's PrepareForShutdown: shutdown(), then release the hold and wait for SIGTERM.
@@ -49,10 +52,16 @@ class Agent final : public ApiBackend {
   const AgentMetrics& metrics() const override { return metrics_; }
   bool loopAlive() const override;
   void requestDrain() override { drain(); }
+  bool requestUndrain() override { return undrain(); }
+  // An exception caught at a coroutine or handler boundary: logged and counted.
+  void internalError(const std::string& where, const std::string& what);
 
  private:
   asio::awaitable<bool> connect();
+  asio::awaitable<void> resync(std::string why);
   void tick();
+  void rememberGateOpened();
+  void restoreGateOfThisBoot();
   void logChanges(const Plan& plan);
   void notifyServiceManager(const Plan& plan);
   // The drain intent survives an agent restart (kill -9 mid-drain): stateDir/drain holds
@@ -84,6 +93,11 @@ class Agent final : public ApiBackend {
   Memory memory_;
   Plan lastPlan_;
   TimePoint bootAt_;
+  std::optional<WallTime> hostBootAt_;
+  std::vector<EngineOutage> engineOutages_;  // the last few, for task restart decisions
+  std::string engineDescription_;
+  bool resyncing_ = false;
+  bool gateRemembered_ = false;
   bool terminating_ = false;
   bool drainRequested_ = false;
   bool shutdownRequested_ = false;

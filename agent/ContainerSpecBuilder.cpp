@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "config/FieldReader.h"
 #include "config/Resources.h"
 
 namespace daemonlet::agent {
@@ -13,29 +14,40 @@ namespace {
 constexpr std::int64_t kMiB = 1024 * 1024;
 constexpr std::int64_t kMinCpuShares = 2;  // the kernel's floor
 
-std::string owner(Kind kind, const config::TaskDefinition& def, const std::string& taskId) {
-  return kind == Kind::Daemon ? fmt::format("daemon-{}-{}-{}", def.family, def.revision, def.hash.substr(0, 8))
-                              : fmt::format("task-{}", taskId);
+std::string readable(Kind kind, const config::TaskDefinition& def, const std::string& taskId) {
+  return kind == Kind::Daemon ? fmt::format("daemon-{}-{}", def.family, def.revision) : fmt::format("task-{}", taskId);
+}
+
+// NUL-separated: no two different tuples hash the same input.
+std::string suffix(Kind kind, const config::TaskDefinition& def, const std::string& taskId, const std::string& part,
+                   const std::string& instanceId) {
+  std::string input = instanceId;
+  for (const std::string& field : {std::string(toString(kind)), kind == Kind::Daemon ? def.family : taskId, part, def.hash}) {
+    input += '\0';
+    input += field;
+  }
+  return config::sha256Hex(input).substr(0, 12);
 }
 
 }  // namespace
 
 std::string containerName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
-                          const std::string& container) {
-  return fmt::format("daemonlet-{}-{}", owner(kind, def, taskId), container);
+                          const std::string& container, const std::string& instanceId) {
+  return fmt::format("daemonlet-{}-{}-{}", readable(kind, def, taskId), container, suffix(kind, def, taskId, container, instanceId));
 }
 
 std::string volumeName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
-                       const config::Volume& volume) {
+                       const config::Volume& volume, const std::string& instanceId) {
   if (volume.dockerVolume && volume.dockerVolume->shared) return volume.name;
-  return fmt::format("daemonlet-{}-{}", owner(kind, def, taskId), volume.name);
+  return fmt::format("daemonlet-{}-{}-{}", readable(kind, def, taskId), volume.name,
+                     suffix(kind, def, taskId, "volume/" + volume.name, instanceId));
 }
 
 runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
                                           const config::ContainerDefinition& c, const std::string& instanceId,
                                           const std::vector<std::string>& environmentFromFiles) {
   runtime::ContainerSpec s;
-  s.name = containerName(kind, def, taskId, c.name);
+  s.name = containerName(kind, def, taskId, c.name, instanceId);
   s.image = c.image;
   s.command = c.command;
   s.entrypoint = c.entryPoint;
@@ -72,13 +84,13 @@ runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinitio
     const auto vol = std::find_if(def.volumes.begin(), def.volumes.end(), [&](const config::Volume& v) { return v.name == m.sourceVolume; });
     if (vol == def.volumes.end()) continue;  // validation guarantees it exists
     if (vol->hostSourcePath) s.mounts.push_back({runtime::Mount::Type::Bind, *vol->hostSourcePath, m.containerPath, m.readOnly, 0, {}});
-    else s.mounts.push_back({runtime::Mount::Type::Volume, volumeName(kind, def, taskId, *vol), m.containerPath, m.readOnly, 0, {}});
+    else s.mounts.push_back({runtime::Mount::Type::Volume, volumeName(kind, def, taskId, *vol, instanceId), m.containerPath, m.readOnly, 0, {}});
   }
   for (const auto& t : c.linuxParameters.tmpfs) {
     s.mounts.push_back({runtime::Mount::Type::Tmpfs, "", t.containerPath, false, t.sizeMiB * kMiB, t.mountOptions});
   }
   for (const auto& v : c.volumesFrom) {
-    s.volumesFrom.push_back(containerName(kind, def, taskId, v.sourceContainer) + (v.readOnly ? ":ro" : ""));
+    s.volumesFrom.push_back(containerName(kind, def, taskId, v.sourceContainer, instanceId) + (v.readOnly ? ":ro" : ""));
   }
   s.privileged = c.privileged;
   s.readOnlyRootfs = c.readonlyRootFilesystem;

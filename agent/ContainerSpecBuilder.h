@@ -10,13 +10,16 @@
 
 namespace daemonlet::agent {
 
-// daemonlet-daemon-<family>-<revision>-<hash 8>-<container> | daemonlet-task-<taskId>-<container>
+// DESIGN 3.6: daemonlet-daemon-<family>-<revision>-<container>-<suffix> and
+// daemonlet-task-<taskId>-<container>-<suffix>. The suffix (12 hex digits of SHA-256 over
+// instance, kind, owner, container and definition hash) makes names distinct for every
+// instance, owner, container and revision, however the readable parts run together.
 std::string containerName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
-                          const std::string& container);
+                          const std::string& container, const std::string& instanceId);
 
 // Docker volume name of a task-scoped volume; a daemon revision gets its own.
 std::string volumeName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
-                       const config::Volume& volume);
+                       const config::Volume& volume, const std::string& instanceId);
 
 // `environmentFromFiles` is what the definition's environmentFiles held, read by the caller
 // ("NAME=value" lines); the definition's own environment wins over it.

@@ -1,4 +1,5 @@
 #include "agent/ControlEndpointSource.h"
+#include "runtime/JsonText.h"
 
 #include <strings.h>
 
@@ -160,7 +161,7 @@ void ControlEndpointSource::registerInstance() {
                          {"attributes", registration_.attributes},
                          {"agentVersion", registration_.agentVersion},
                          {"capacity", {{"cpu", registration_.capacity.cpu}, {"memory", registration_.capacity.memory}}}};
-  request.body = body.dump();
+  request.body = jsonText(body);
   if (!prepare(request, control_, [this] { registerInstance(); })) return;
   submit(std::move(request), [this](const HttpResponse& r) {
     if (answered2xx(r)) {
@@ -250,7 +251,7 @@ void ControlEndpointSource::onDesired(const HttpResponse& r, const std::string& 
 // ---- status reports ----------------------------------------------------------------------
 
 void ControlEndpointSource::publish(const nlohmann::json& report) {
-  std::string body = report.dump();
+  std::string body = jsonText(report);
   if (body == reportBody_) return;
   reportBody_ = std::move(body);
   reportPending_ = true;

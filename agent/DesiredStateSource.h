@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,8 @@ class DesiredStateSource {
   virtual void publish(const nlohmann::json& /*report*/) {}
   // Requests and errors so far, for /metrics.
   virtual std::int64_t errors() const { return 0; }
+  // Why the last good state is being kept right now (a directory gone or unlistable).
+  virtual std::vector<std::string> problems() const { return {}; }
 };
 
 }  // namespace daemonlet::agent

@@ -27,35 +27,96 @@ bool Executor::inFlight(Kind kind) const {
 void Executor::upsert(const runtime::ContainerInfo& info) {
   auto instance = info.labels.find(label::kInstance);
   if (instance == info.labels.end() || instance->second != instanceId_) return;
-  if (auto c = observe(info)) containers_[info.id] = std::move(*c);
+  if (auto c = observe(info)) {
+    containers_[info.id] = std::move(*c);
+    changedAt_[info.id] = ++seq_;
+  }
 }
 
-void Executor::applySnapshot(const std::vector<runtime::ContainerInfo>& containers) {
-  containers_.clear();
-  for (const auto& info : containers) upsert(info);
-  notify();
+void Executor::erase(const std::string& id) {
+  containers_.erase(id);
+  changedAt_[id] = ++seq_;
+}
+
+bool Executor::changedSince(const std::string& id, std::uint64_t seq) const {
+  auto it = changedAt_.find(id);
+  return it != changedAt_.end() && it->second > seq;
 }
 
 asio::awaitable<runtime::Status> Executor::refresh() {
+  const std::uint64_t began = seq_;
+  ++listings_;
   auto listed = co_await runtime_.list(managedSelector());
+  --listings_;
   if (!listed) co_return listed.error();
-  containers_.clear();
-  for (const auto& info : listed.value()) upsert(info);
+  std::map<std::string, ObservedContainer> before;
+  before.swap(containers_);
+  std::set<std::string> seen;
+  for (const auto& info : listed.value()) {
+    seen.insert(info.id);
+    // Removed by this agent after the listing was taken: it is gone, whatever the list says.
+    if (changedSince(info.id, began) && !before.count(info.id)) continue;
+    if (changedSince(info.id, began)) containers_[info.id] = before[info.id];
+    else upsert(info);
+  }
+  // Created by this agent after the listing was taken: the list cannot know it yet.
+  for (auto& [id, c] : before) {
+    if (!seen.count(id) && changedSince(id, began)) containers_[id] = std::move(c);
+  }
+  if (listings_ == 0) changedAt_.clear();
+  notify();
+  co_return runtime::Done{};
+}
+
+asio::awaitable<runtime::Status> Executor::refreshOrphans() {
+  runtime::LabelSelector managed{{label::kManaged, "true"}};
+  auto listed = co_await runtime_.list(std::move(managed));
+  if (!listed) co_return listed.error();
+  std::vector<OrphanContainer> found;
+  for (const auto& info : listed.value()) {
+    auto instance = info.labels.find(label::kInstance);
+    if (instance != info.labels.end() && instance->second == instanceId_) continue;
+    OrphanContainer o;
+    o.id = info.id;
+    o.name = info.name;
+    o.instance = instance == info.labels.end() ? "" : instance->second;
+    auto kind = info.labels.find(label::kKind);
+    o.kind = kind != info.labels.end() && kind->second == "daemon" ? Kind::Daemon : Kind::Task;
+    auto owner = info.labels.find(o.kind == Kind::Daemon ? label::kFamily : label::kTaskId);
+    if (owner != info.labels.end()) o.owner = owner->second;
+    o.running = info.running();
+    found.push_back(std::move(o));
+  }
+  if (found.size() != orphans_.size()) {
+    if (found.empty()) log_.info("orphans: none left");
+    else log_.warn("orphans: {} managed container(s) of other instance ids on this engine (e.g. {} of instance '{}'); "
+                   "not adopted, not removed: remove them yourself once you know whose they are",
+                   found.size(), found.front().name, found.front().instance);
+  }
+  orphans_ = std::move(found);
   co_return runtime::Done{};
 }
 
 void Executor::applyEvent(const runtime::RuntimeEvent& event) {
   if (event.kind == runtime::RuntimeEvent::Kind::Destroy) {
-    if (containers_.erase(event.containerId)) notify();
+    if (containers_.count(event.containerId)) {
+      erase(event.containerId);
+      notify();
+    }
     return;
   }
-  asio::co_spawn(executor_, refreshOne(event.containerId), asio::detached);
+  spawnGuarded(executor_, refreshOne(event.containerId), "inspect after a runtime event", internalError_);
 }
 
 asio::awaitable<void> Executor::refreshOne(std::string id) {
+  const std::uint64_t began = seq_;
+  ++listings_;
   auto info = co_await runtime_.inspect(id);
-  if (info) upsert(info.value());
-  else if (info.error().code == runtime::Error::Code::NotFound) containers_.erase(id);
+  --listings_;
+  if (!changedSince(id, began)) {
+    if (info) upsert(info.value());
+    else if (info.error().code == runtime::Error::Code::NotFound && containers_.count(id)) erase(id);
+  }
   notify();
 }
 
@@ -63,7 +124,8 @@ void Executor::execute(const std::vector<Action>& actions) {
   for (const auto& action : actions) {
     if (inFlight_.count(action.containerName)) continue;  // never the same step twice
     inFlight_[action.containerName] = action.kind;
-    asio::co_spawn(executor_, run(action), asio::detached);
+    // run() catches what carryOut() throws; this handler is for anything past that.
+    spawnGuarded(executor_, run(action), "executor", internalError_);
   }
 }
 
@@ -73,6 +135,23 @@ void Executor::fail(const Action& action, const std::string& message) {
 }
 
 asio::awaitable<void> Executor::run(Action action) {
+  std::string thrown;
+  try {
+    co_await carryOut(action);
+  } catch (const std::exception& e) {
+    thrown = e.what();
+  } catch (...) {
+    thrown = "an exception of unknown type";
+  }
+  if (!thrown.empty()) {
+    if (internalError_) internalError_(describe(action), thrown);
+    fail(action, "internal error: " + thrown);  // backs off like any failed step
+  }
+  inFlight_.erase(action.containerName);
+  notify();
+}
+
+asio::awaitable<void> Executor::carryOut(const Action& action) {
   log_.debug("{} {}: {}", toString(action.kind), action.owner, describe(action));
   switch (action.type) {
     case Action::Type::Create:
@@ -100,13 +179,14 @@ asio::awaitable<void> Executor::run(Action action) {
     }
     case Action::Type::Remove: {
       auto r = co_await runtime_.remove(action.containerId);
-      if (!r) log_.error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
-      else containers_.erase(action.containerId);
+      if (!r && r.error().code != runtime::Error::Code::NotFound) {
+        log_.error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
+      } else {
+        erase(action.containerId);
+      }
       break;
     }
   }
-  inFlight_.erase(action.containerName);
-  notify();
 }
 
 asio::awaitable<void> Executor::create(const Action& action) {
@@ -128,13 +208,55 @@ asio::awaitable<void> Executor::create(const Action& action) {
     co_return;
   }
   auto spec = buildContainerSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", *container, instanceId_, fromFiles);
-  auto id = co_await runtime_.create(spec);
+  auto id = co_await createResolvingConflict(action, spec);
+  if (!id && id.error().code == runtime::Error::Code::NotFound) {
+    // The image went away since it was checked (docker image prune -a): fetch it again.
+    imagesPresent_.erase(container->image);
+    log_.warn("{} {}: {}; ensuring image {} again", toString(action.kind), action.owner, id.error().message, container->image);
+    auto image = co_await runtime_.ensureImage(container->image);
+    if (!image) {
+      fail(action, image.error().message);
+      co_return;
+    }
+    imagesPresent_.insert(container->image);
+    id = co_await createResolvingConflict(action, spec);
+  }
   if (!id) {
     fail(action, id.error().message);
     co_return;
   }
   auto info = co_await runtime_.inspect(id.value());
   if (info) upsert(info.value());
+}
+
+// A 409 on create means the name is taken. The engine says by what: our own container
+// (a create whose answer was lost, or that a listing missed) is adopted; anything else is
+// reported by id and left alone. Never a blind retry.
+asio::awaitable<runtime::Result<std::string>> Executor::createResolvingConflict(const Action& action, runtime::ContainerSpec spec) {
+  auto id = co_await runtime_.create(spec);
+  if (id || id.error().code != runtime::Error::Code::Conflict) co_return id;
+  auto holder = co_await runtime_.inspect(spec.name);
+  if (!holder) {
+    if (holder.error().code != runtime::Error::Code::NotFound) co_return holder.error();
+    co_return co_await runtime_.create(spec);  // the holder went away meanwhile
+  }
+  const auto& labels = holder->labels;
+  auto is = [&](const char* key) {
+    auto a = labels.find(key);
+    auto b = spec.labels.find(key);
+    return a != labels.end() && b != spec.labels.end() && a->second == b->second;
+  };
+  if (is(label::kManaged) && is(label::kInstance) && is(label::kKind) && is(label::kHash) && is(label::kContainer) &&
+      (action.kind == Kind::Daemon ? is(label::kFamily) : is(label::kTaskId))) {
+    log_.info("{} {}: container {} already exists as {} (a create this agent did not see finish); adopting it", toString(action.kind),
+              action.owner, spec.name, holder->id.substr(0, 12));
+    co_return holder->id;
+  }
+  auto instance = labels.find(label::kInstance);
+  co_return runtime::Error{runtime::Error::Code::Conflict,
+                           fmt::format("the name {} is taken by container {} ({}); daemonlet leaves it alone: remove or rename it", spec.name,
+                                       holder->id.substr(0, 12),
+                                       instance != labels.end() ? "managed by instance '" + instance->second + "'" : "not managed by daemonlet")};
 }
 
 std::vector<std::string> readEnvironmentFiles(const std::vector<std::string>& paths, std::string& error) {

@@ -1,13 +1,15 @@
 #pragma once
 // Carries out a plan through the runtime and keeps the observed state: every action's
-// result, every runtime event and every resync lands here. A step already under way is
-// never issued again.
+// result, every runtime event and every listing lands here. A step already under way is
+// never issued again, and a step always ends, even when it throws.
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/Guarded.h"
 #include "agent/Logger.h"
 #include "agent/Reconciler.h"
 #include "runtime/Runtime.h"
@@ -29,15 +31,20 @@ class Executor {
   void onChange(std::function<void()> callback) { changed_ = std::move(callback); }
   // Called when a create or start failed, so the caller can back off.
   void onFailure(std::function<void(const Failure&)> callback) { failed_ = std::move(callback); }
+  // Called when a step threw: a bug, counted and logged by the caller.
+  void onInternalError(InternalErrorHandler handler) { internalError_ = std::move(handler); }
 
   void execute(const std::vector<Action>& actions);
 
-  // Replaces the observed state with a full listing (start-up adoption, resync).
+  // Replaces the observed state with a full listing (start-up adoption, resync). What this
+  // agent created or removed while the listing was under way is kept as it knows it.
   asio::awaitable<runtime::Status> refresh();
-  void applySnapshot(const std::vector<runtime::ContainerInfo>& containers);
+  // Lists managed containers of other instance ids (orphans).
+  asio::awaitable<runtime::Status> refreshOrphans();
   void applyEvent(const runtime::RuntimeEvent& event);
 
   ObservedState observed() const;
+  const std::vector<OrphanContainer>& orphans() const { return orphans_; }
   bool inFlight(Kind kind) const;
   bool idle() const { return inFlight_.empty(); }
 
@@ -47,9 +54,15 @@ class Executor {
 
  private:
   asio::awaitable<void> run(Action action);
+  asio::awaitable<void> carryOut(const Action& action);
   asio::awaitable<void> create(const Action& action);
+  asio::awaitable<runtime::Result<std::string>> createResolvingConflict(const Action& action, runtime::ContainerSpec spec);
   asio::awaitable<void> refreshOne(std::string id);
   void upsert(const runtime::ContainerInfo& info);
+  void erase(const std::string& id);
+  // True when this agent changed its view of `id` after `seq`: a listing or inspect that
+  // began before then is older than what the agent knows.
+  bool changedSince(const std::string& id, std::uint64_t seq) const;
   void fail(const Action& action, const std::string& message);
   void notify();
 
@@ -58,10 +71,15 @@ class Executor {
   Logger& log_;
   std::string instanceId_;
   std::map<std::string, ObservedContainer> containers_;  // by id
-  std::map<std::string, Kind> inFlight_;                 // by container name
+  std::map<std::string, std::uint64_t> changedAt_;       // by id: seq of the agent's last change
+  std::uint64_t seq_ = 0;
+  int listings_ = 0;  // under way; changedAt_ is pruned when none is
+  std::vector<OrphanContainer> orphans_;
+  std::map<std::string, Kind> inFlight_;  // by container name
   std::set<std::string> imagesPresent_;
   std::function<void()> changed_;
   std::function<void(const Failure&)> failed_;
+  InternalErrorHandler internalError_;
 };
 
 // Reads environment files ("NAME=value" lines; blank lines and # comments skipped).

@@ -3,6 +3,8 @@
 #include <boost/beast/core.hpp>
 #include <fmt/format.h>
 
+#include "runtime/JsonText.h"
+
 namespace daemonlet::agent {
 namespace {
 
@@ -27,7 +29,7 @@ IntrospectionApi::Response reply(const IntrospectionApi::Request& req, http::sta
 }
 
 IntrospectionApi::Response error(const IntrospectionApi::Request& req, http::status status, const std::string& message) {
-  return reply(req, status, json{{"error", message}}.dump() + "\n");
+  return reply(req, status, jsonText(json{{"error", message}}) + "\n");
 }
 
 }  // namespace
@@ -166,34 +168,40 @@ IntrospectionApi::Response IntrospectionApi::handle(const Request& req, bool fro
   }
   if (path == "/v1/metadata") {
     if (!get) return onlyGet();
-    return reply(req, http::status::ok, metadataDocument(backend_.instance(), backend_.plan()).dump() + "\n");
+    return reply(req, http::status::ok, jsonText(metadataDocument(backend_.instance(), backend_.plan())) + "\n");
   }
   if (path == "/v1/daemons") {
     if (!get) return onlyGet();
-    return reply(req, http::status::ok, daemonsDocument(backend_.plan()).dump() + "\n");
+    return reply(req, http::status::ok, jsonText(daemonsDocument(backend_.plan())) + "\n");
   }
   if (path == "/v1/tasks") {
     if (!get) return onlyGet();
-    return reply(req, http::status::ok, tasksDocument(backend_.plan()).dump() + "\n");
+    return reply(req, http::status::ok, jsonText(tasksDocument(backend_.plan())) + "\n");
   }
   if (path.rfind("/v1/tasks/", 0) == 0) {
     if (!get) return onlyGet();
     const std::string id = path.substr(10);
     for (const auto& t : backend_.plan().tasks) {
-      if (t.id == id) return reply(req, http::status::ok, taskDocument(t).dump() + "\n");
+      if (t.id == id) return reply(req, http::status::ok, jsonText(taskDocument(t)) + "\n");
     }
     return error(req, http::status::not_found, fmt::format("no task '{}' on this instance", id));
   }
   if (path == "/v1/drain") {
-    if (req.method() != http::verb::post) {
-      auto res = error(req, http::status::method_not_allowed, "/v1/drain takes POST");
-      res.set(http::field::allow, "POST");
+    const bool post = req.method() == http::verb::post;
+    if (!post && req.method() != http::verb::delete_) {
+      auto res = error(req, http::status::method_not_allowed, "/v1/drain takes POST (drain) or DELETE (undrain)");
+      res.set(http::field::allow, "POST, DELETE");
       return res;
     }
-    if (!fromLoopback) return error(req, http::status::forbidden, "drain is accepted from loopback only");
-    log_.info("drain requested through the introspection API");
-    backend_.requestDrain();
-    return reply(req, http::status::accepted, json{{"phase", toString(backend_.plan().phase)}, {"draining", true}}.dump() + "\n");
+    if (!fromLoopback) return error(req, http::status::forbidden, "drain and undrain are accepted from loopback only");
+    if (post) {
+      log_.info("drain requested through the introspection API");
+      backend_.requestDrain();
+    } else {
+      log_.info("undrain requested through the introspection API");
+      if (!backend_.requestUndrain()) return error(req, http::status::conflict, "the instance is shutting down: undrain refused");
+    }
+    return reply(req, http::status::accepted, jsonText(json{{"phase", toString(backend_.plan().phase)}, {"draining", post}}) + "\n");
   }
   return error(req, http::status::not_found, fmt::format("no endpoint {}", path));
 }

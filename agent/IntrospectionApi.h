@@ -23,6 +23,8 @@ class ApiBackend {
   virtual const AgentMetrics& metrics() const = 0;
   virtual bool loopAlive() const = 0;
   virtual void requestDrain() = 0;
+  // Admit application tasks again. False (and nothing changes) while a shutdown runs.
+  virtual bool requestUndrain() = 0;
 };
 
 class IntrospectionApi {

@@ -1,4 +1,5 @@
 #include "agent/Logger.h"
+#include "runtime/JsonText.h"
 
 #include <chrono>
 
@@ -22,7 +23,7 @@ std::string timestamp() {
 void Logger::write(config::LogLevel level, std::string_view message) {
   if (format_ == config::LogFormat::Json) {
     nlohmann::json line = {{"time", timestamp()}, {"level", config::toString(level)}, {"msg", message}};
-    out_ << line.dump() << '\n';
+    out_ << jsonText(line) << '\n';
   } else {
     out_ << fmt::format("{} {:<5} {}\n", timestamp(), config::toString(level), message);
   }

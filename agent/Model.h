@@ -13,7 +13,11 @@
 
 namespace daemonlet::agent {
 
-using TimePoint = std::chrono::system_clock::time_point;
+// Internal deadlines (backoffs, timeouts, the slot gate) run on the steady clock, so an NTP
+// step can neither open the gate early nor freeze a restart. The engine reports wall-clock
+// times; those stay WallTime and are only compared with each other.
+using TimePoint = std::chrono::steady_clock::time_point;
+using WallTime = std::chrono::system_clock::time_point;
 using config::Resources;
 
 enum class Phase { Starting, DaemonsPending, Active, Draining, Drained, StoppingDaemons, Stopped };
@@ -54,9 +58,9 @@ struct ObservedContainer {
   int exitCode = 0;
   bool oomKilled = false;
   runtime::Health health = runtime::Health::None;
-  std::optional<TimePoint> createdAt;
-  std::optional<TimePoint> startedAt;
-  std::optional<TimePoint> finishedAt;
+  std::optional<WallTime> createdAt;
+  std::optional<WallTime> startedAt;
+  std::optional<WallTime> finishedAt;
 
   bool running() const;
   bool exited() const;
@@ -67,6 +71,17 @@ struct ObservedContainer {
 
 // nullopt for containers without daemonlet's labels.
 std::optional<ObservedContainer> observe(const runtime::ContainerInfo& info);
+
+// A managed container of another instance id (a baked image booted under a new
+// machine-id, a second agent on the engine): reported, never adopted, never removed unasked.
+struct OrphanContainer {
+  std::string id;
+  std::string name;
+  std::string instance;
+  Kind kind = Kind::Task;
+  std::string owner;  // daemon family or task id
+  bool running = false;
+};
 
 struct ObservedState {
   std::vector<ObservedContainer> containers;

@@ -37,9 +37,12 @@ struct Group {
   bool live() const {
     return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return !c->exited(); });
   }
-  TimePoint firstCreated() const {
-    TimePoint first = TimePoint::max();
-    for (const auto* c : containers) first = std::min(first, c->createdAt.value_or(TimePoint::max()));
+  // Names one copy: a replacement or a retried rollout is a new copy with new ids.
+  std::string key() const {
+    std::string first;
+    for (const auto* c : containers) {
+      if (first.empty() || c->id < first) first = c->id;
+    }
     return first;
   }
   // Running, and not failing a health check it declares: good enough to stand in for
@@ -72,6 +75,8 @@ struct Progress {
   bool failed = false;  // an essential container exited, or a dependency never can be met
   std::string reason;
   bool oomKilled = false;
+  int exitCode = 0;                       // of the essential container that ended it
+  std::optional<WallTime> finishedAt;     // when it did
 };
 
 bool healthyEnough(const ContainerDefinition& def, const ObservedContainer& c) {
@@ -97,11 +102,13 @@ class Planner {
 
     rollDaemons(stopDaemons);
     gateApplications();
+    appsMayStart_ = plan_.memory.gateOpenedAt && (criticalDown_.empty() || plan_.memory.gateForced);
     if (!draining && plan_.phase == Phase::DaemonsPending && plan_.memory.gateOpenedAt) plan_.phase = Phase::Active;
     accountResources();
     if (draining) drain();
     else admitTasks();
-    removeUndesired(stopDaemons);
+    removeUndesired(stopDaemons, shutdown);
+    forgetCopiesGone();
     plan_.converged = converged();
     return std::move(plan_);
   }
@@ -141,7 +148,12 @@ class Planner {
       status.critical = def.critical;
       status.restarts = in_.memory.restartCounts.count(def.family) ? in_.memory.restartCounts.at(def.family) : 0;
       if (stopAll) {
+        // Removed once stopped, like drained tasks: a shutdown that is cancelled, or the
+        // next boot, starts fresh copies instead of treating these exits as crashes.
         stopGroups(Kind::Daemon, def.family, groups, &def, "instance shutdown: applications drained");
+        for (auto& [hash, g] : groups) {
+          if (!g.live()) removeGroup(Kind::Daemon, def.family, g);
+        }
         status.status = anyLive(groups) ? Status::Stopping : Status::Stopped;
         fillContainers(status.containers, groups, def.hash);
         plan_.daemons.push_back(std::move(status));
@@ -187,7 +199,8 @@ class Planner {
       status.status = Status::Pending;
     } else {
       progress = advance(Kind::Daemon, def.family, def, *current, "");
-      if (!progress.failed && !progress.ready && standIn && in_.now - current->firstCreated() > startTimeout(def)) {
+      const TimePoint seen = seenSince(def.family + "/" + def.hash);
+      if (!progress.failed && !progress.ready && standIn && in_.now - seen > startTimeout(def)) {
         progress.failed = true;
         progress.reason = fmt::format("not RUNNING{} within {} s", hasHealthCheck(def) ? " and HEALTHY" : "", startTimeout(def).count());
       }
@@ -206,6 +219,7 @@ class Planner {
     }
 
     status.ready = progress.ready;
+    if (def.critical && !progress.ready && !standIn) criticalDown_.push_back(def.family);
     status.health = daemonHealth(def, current);
     if (current) status.startedAt = firstStarted(*current);
     if (status.lastError.empty()) status.lastError = createError(Kind::Daemon, def);
@@ -223,6 +237,15 @@ class Planner {
   void failRollout(const TaskDefinition& def, const Group& current, const std::string& reason, std::int64_t keeping) {
     Backoff& b = plan_.memory.failedRollouts[def.family];
     if (b.hash != def.hash) b = Backoff{};
+    if (b.copy == current.key()) {
+      // Already counted: this copy is still being stopped and removed.
+      stopGroup(Kind::Daemon, def.family, current, &def, "failed rollout");
+      for (const auto* c : current.containers) {
+        if (c->exited() || c->neverStarted()) addRemove(Kind::Daemon, def.family, *c);
+      }
+      return;
+    }
+    b.copy = current.key();
     b.failures += 1;
     b.hash = def.hash;
     b.reason = fmt::format("rollout of r{} failed: {}", def.revision, reason);
@@ -259,6 +282,8 @@ class Planner {
     Progress p = progressOf(def, group);
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = group.find(c.name);
+      const std::string name = containerName(kind, def, taskId, c.name, in_.instanceId);
+      if (oc && oc->running()) plan_.memory.createFailures.erase(name);  // recovered: no stale error
       if (oc && !oc->neverStarted()) continue;
       std::string blocked;
       for (const auto& d : c.dependsOn) {
@@ -274,7 +299,6 @@ class Planner {
       for (const auto& v : c.volumesFrom) {
         if (!group.find(v.sourceContainer)) blocked = "volumes";
       }
-      const std::string name = containerName(kind, def, taskId, c.name);
       if (backingOff(name)) continue;
       if (!oc) {
         // Created as soon as its volume sources exist, started once its dependencies allow.
@@ -315,10 +339,12 @@ class Planner {
       else waiting.push_back(d.family);
     }
     if (up == critical) {
+      plan_.memory.gateForced = false;
       plan_.memory.gateOpenedAt = in_.now;
       plan_.memory.gateReason = fmt::format("{}/{} critical daemons up", up, critical);
       note("slot gate open: {}", plan_.memory.gateReason);
     } else if (in_.settings.slotGateTimeout.count() > 0 && in_.now - in_.bootAt >= in_.settings.slotGateTimeout) {
+      plan_.memory.gateForced = true;
       plan_.memory.gateOpenedAt = in_.now;
       plan_.memory.gateReason = fmt::format("timeout after {} s with {}/{} critical daemons up (waiting for {})",
                                             in_.settings.slotGateTimeout.count(), up, critical, fmt::join(waiting, ", "));
@@ -373,41 +399,86 @@ class Planner {
         staleLeft = true;
       }
       if (current) {
-        Progress p;
-        const bool restarting = gateOpen && restartByPolicy(*task, *current);
-        if (gateOpen) p = advance(Kind::Task, task->id, def, *current, task->id);
-        else p = progressOf(def, *current);
+        const bool restarting = appsMayStart_ && restartByPolicy(*task, *current);
+        Progress p = appsMayStart_ ? advance(Kind::Task, task->id, def, *current, task->id) : progressOf(def, *current);
         if (restarting) p.failed = false;
         if (p.failed) {
-          // The control plane decides about new tasks: a stopped task stays stopped.
           stopGroup(Kind::Task, task->id, *current, &def, "essential container exited");
-          status.status = current->anyRunning() ? Status::Stopping : Status::Stopped;
           status.stoppedReason = "Essential container in task exited: " + p.reason;
+          if (current->anyRunning()) {
+            status.status = Status::Stopping;
+          } else {
+            status.status = Status::Stopped;
+            replaceStopped(*task, *current, p);
+          }
         } else {
           status.status = p.ready ? Status::Running : Status::Activating;
+          if (p.ready) forgiveAfterTenMinutes(task->id);
         }
         fillContainers(status.containers, groups, def.hash);
-      } else if (staleLeft) {
+      } else if (staleLeft || !gateOpen) {
         status.status = Status::Pending;
-      } else if (!gateOpen) {
-        status.status = Status::Pending;
-        status.stoppedReason = "";
       } else {
         const Resources need = config::reservationOf(def);
-        if (need.fitsIn(available_)) {
+        if (!need.fitsIn(available_)) {
+          status.status = Status::Stopped;
+          status.stoppedReason = need.memory > available_.memory ? "RESOURCE:MEMORY" : "RESOURCE:CPU";
+        } else if (!appsMayStart_) {
+          // P2 for every start: the gate opened once, but a critical daemon is down again
+          // (an engine restart, a power loss): it comes back first.
+          available_ -= need;
+          status.status = Status::Pending;
+        } else {
           available_ -= need;
           note("task {}: admitted ({} CPU units, {} MiB)", task->id, need.cpu, need.memory);
           static const Group empty;
           advance(Kind::Task, task->id, def, empty, task->id);
           status.status = Status::Activating;
-        } else {
-          status.status = Status::Stopped;
-          status.stoppedReason = need.memory > available_.memory ? "RESOURCE:MEMORY" : "RESOURCE:CPU";
         }
       }
+      auto restarts = plan_.memory.taskRestartCounts.find(task->id);
+      if (restarts != plan_.memory.taskRestartCounts.end()) status.restarts = restarts->second;
       plan_.tasks.push_back(std::move(status));
     }
     plan_.available = available_;
+  }
+
+  // DESIGN 3.4: a task whose essential container stopped on its own is replaced by fresh
+  // containers after backoff, unless its restart mode says otherwise. Exits caused by the
+  // engine or the host going away are failures whatever their code.
+  void replaceStopped(const config::ApplicationTask& task, const Group& g, const Progress& p) {
+    const bool engineCaused = exitedWithEngine(p.finishedAt);
+    if (task.restart == config::TaskRestart::Never) return;
+    if (task.restart == config::TaskRestart::OnFailure && p.exitCode == 0 && !engineCaused) return;
+    Backoff& b = plan_.memory.taskRestarts[task.id];
+    if (b.copy != g.key()) {
+      b.copy = g.key();
+      b.failures += 1;
+      b.upSince.reset();
+      b.reason = p.reason + (engineCaused ? " (the engine or host went away)" : "");
+      b.retryAt = in_.now + backoffDelay(b.failures);
+      note("task {}: {}; replacing it with fresh containers in {} s (restart: {}, attempt {})", task.id, b.reason,
+           backoffDelay(b.failures).count(), config::toString(task.restart), b.failures);
+    }
+    if (in_.now < b.retryAt || !appsMayStart_) return;
+    removeGroup(Kind::Task, task.id, g);  // the next plan admits it again: fresh containers
+    plan_.memory.taskRestartCounts[task.id] += 1;
+  }
+
+  // The backoff resets after 10 minutes of running (DESIGN 3.4).
+  void forgiveAfterTenMinutes(const std::string& taskId) {
+    auto it = plan_.memory.taskRestarts.find(taskId);
+    if (it == plan_.memory.taskRestarts.end()) return;
+    if (!it->second.upSince) it->second.upSince = in_.now;
+    else if (in_.now - *it->second.upSince >= std::chrono::minutes(10)) plan_.memory.taskRestarts.erase(it);
+  }
+
+  bool exitedWithEngine(const std::optional<WallTime>& finishedAt) const {
+    if (!finishedAt) return false;
+    if (in_.hostBootAt && *finishedAt < *in_.hostBootAt) return true;
+    constexpr auto margin = std::chrono::seconds(2);
+    return std::any_of(in_.engineOutages.begin(), in_.engineOutages.end(),
+                       [&](const EngineOutage& o) { return *finishedAt >= o.from - margin && *finishedAt <= o.to + margin; });
   }
 
   // ECS restartPolicy: an exited container whose policy is enabled starts again, unless
@@ -441,6 +512,8 @@ class Planner {
       if (!oc || !healthyEnough(c, *oc)) p.ready = false;
       if (oc && oc->exited()) {
         p.failed = true;
+        p.exitCode = oc->exitCode;
+        p.finishedAt = oc->finishedAt;
         p.oomKilled = p.oomKilled || oc->oomKilled;
         p.reason = fmt::format("essential container {} exited with code {}{}", c.name, oc->exitCode, oc->oomKilled ? " (OOM-killed)" : "");
       }
@@ -471,7 +544,8 @@ class Planner {
   // ---- removals ---------------------------------------------------------------------------
 
   // Tasks and daemons gone from the desired state: stopped, then removed; tasks first.
-  void removeUndesired(bool daemonsAlreadyStopping) {
+  // During a shutdown, undesired daemons too wait for the confirmed drain (P4).
+  void removeUndesired(bool daemonsAlreadyStopping, bool shutdown) {
     bool undesiredTaskRunning = false;
     for (auto& [id, groups] : tasks_) {
       if (desiredTask(id)) continue;
@@ -489,7 +563,7 @@ class Planner {
       if (!groups.empty()) status.revision = groups.begin()->second.revision;
       fillContainers(status.containers, groups, "");
       plan_.daemons.push_back(std::move(status));
-      if (undesiredTaskRunning && !daemonsAlreadyStopping) continue;
+      if ((undesiredTaskRunning || shutdown) && !daemonsAlreadyStopping) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Daemon, family, g, nullptr, "no longer desired");
         if (!g.live()) removeGroup(Kind::Daemon, family, g);
@@ -556,7 +630,7 @@ class Planner {
 
   std::string createError(Kind kind, const TaskDefinition& def) const {
     for (const auto& c : def.containers) {
-      auto it = plan_.memory.createFailures.find(containerName(kind, def, "", c.name));
+      auto it = plan_.memory.createFailures.find(containerName(kind, def, "", c.name, in_.instanceId));
       if (it != plan_.memory.createFailures.end()) return it->second.reason;
     }
     return "";
@@ -605,8 +679,8 @@ class Planner {
     return longest.count() > 0 ? longest : in_.settings.defaultStartTimeout;
   }
 
-  static std::optional<TimePoint> firstStarted(const Group& g) {
-    std::optional<TimePoint> first;
+  static std::optional<WallTime> firstStarted(const Group& g) {
+    std::optional<WallTime> first;
     for (const auto* c : g.containers) {
       if (c->startedAt && (!first || *c->startedAt < *first)) first = c->startedAt;
     }
@@ -636,6 +710,17 @@ class Planner {
     return plan_.phase == Phase::Active || plan_.phase == Phase::Drained || plan_.phase == Phase::Stopped;
   }
 
+  // When this agent first saw a copy: start timeouts run on the steady clock.
+  TimePoint seenSince(const std::string& copy) {
+    seenCopies_.insert(copy);
+    return plan_.memory.copySeenAt.emplace(copy, in_.now).first->second;
+  }
+  void forgetCopiesGone() {
+    for (auto it = plan_.memory.copySeenAt.begin(); it != plan_.memory.copySeenAt.end();) {
+      it = seenCopies_.count(it->first) ? std::next(it) : plan_.memory.copySeenAt.erase(it);
+    }
+  }
+
   template <class... Args>
   void note(fmt::format_string<Args...> f, Args&&... args) {
     plan_.notes.push_back(fmt::format(f, std::forward<Args>(args)...));
@@ -657,6 +742,9 @@ class Planner {
   std::map<std::string, Groups> daemons_;
   std::map<std::string, Groups> tasks_;
   Resources available_;
+  std::vector<std::string> criticalDown_;  // critical families with no serving copy now
+  bool appsMayStart_ = false;
+  std::set<std::string> seenCopies_;
 };
 
 }  // namespace

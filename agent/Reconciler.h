@@ -5,6 +5,7 @@
 //   gateApplications  P2  no application container before every critical daemon is up
 //   rollDaemons       P1  one copy per family; start-new-then-stop-old; restarts with backoff
 //   admitTasks        P3  tasks admitted by id while their reservation fits
+//   replaceStopped        a task that stopped on its own comes back after backoff (3.4)
 //   drain             P4  applications stop first; daemons only once none is left
 #include <chrono>
 #include <map>
@@ -23,6 +24,8 @@ struct Backoff {
   TimePoint retryAt{};
   std::string reason;
   std::string hash;  // rollouts: the revision that failed
+  std::string copy;  // the failed copy (its first container id): one failure per copy, not per plan
+  std::optional<TimePoint> upSince;  // tasks: running again since; 10 min of it forgives
 };
 
 std::chrono::seconds backoffDelay(int failures);
@@ -32,10 +35,14 @@ std::chrono::seconds backoffDelay(int failures);
 struct Memory {
   std::optional<TimePoint> gateOpenedAt;
   std::string gateReason;
+  bool gateForced = false;  // opened by slotGate.timeoutSeconds, not by the daemons
   std::map<std::string, Backoff> restarts;        // daemon family -> restart backoff
   std::map<std::string, int> restartCounts;       // daemon family -> restarts this boot
   std::map<std::string, Backoff> failedRollouts;  // daemon family -> failed revision
   std::map<std::string, Backoff> createFailures;  // container name -> failed create/start
+  std::map<std::string, Backoff> taskRestarts;    // task id -> replacement backoff (DESIGN 3.4)
+  std::map<std::string, int> taskRestartCounts;   // task id -> replacements
+  std::map<std::string, TimePoint> copySeenAt;    // "family/hash" -> first seen (start timeouts)
 };
 
 struct Settings {
@@ -44,11 +51,19 @@ struct Settings {
   std::chrono::seconds defaultStartTimeout{120};  // a new daemon revision must be up by then
 };
 
+// A span of wall time in which the engine was unreachable; container exits inside it were
+// caused by the engine going away, not by the application.
+struct EngineOutage {
+  WallTime from;
+  WallTime to;
+};
+
 struct Inputs {
   Inputs(const config::DesiredState& d, const ObservedState& o) : desired(d), observed(o) {}
 
   const config::DesiredState& desired;
   const ObservedState& observed;
+  std::string instanceId;  // part of every container name (DESIGN 3.6)
   Resources capacity{};  // offered to daemons and tasks: total minus instance.reserved
   Phase phase = Phase::Starting;
   bool drainRequested = false;     // daemonlet drain / API
@@ -60,6 +75,9 @@ struct Inputs {
   bool daemonActionsInFlight = false;
   TimePoint bootAt{};  // when this agent started waiting for daemons
   TimePoint now{};
+  // Exits before the host booted or during an engine outage count as failures (3.4).
+  std::optional<WallTime> hostBootAt;
+  std::vector<EngineOutage> engineOutages;
   Memory memory;
   Settings settings;
 };
@@ -93,7 +111,7 @@ struct DaemonStatus {
   runtime::Health health = runtime::Health::None;  // None = declares no health check
   bool ready = false;  // RUNNING, and HEALTHY where declared
   std::vector<ContainerStatus> containers;
-  std::optional<TimePoint> startedAt;
+  std::optional<WallTime> startedAt;
   int restarts = 0;
   std::string lastError;
 };
@@ -104,6 +122,7 @@ struct TaskStatus {
   std::int64_t revision = 0;
   Status status = Status::Pending;
   std::string stoppedReason;  // RESOURCE:MEMORY, RESOURCE:CPU, Essential container exited, ...
+  int restarts = 0;           // replaced by fresh containers after stopping on its own
   std::vector<ContainerStatus> containers;
 };
 

@@ -1,4 +1,5 @@
 #include "agent/RunCommand.h"
+#include "runtime/JsonText.h"
 
 #include <iostream>
 
@@ -111,7 +112,7 @@ std::optional<nlohmann::json> fetch(const std::string& listen, const std::string
   return json;
 }
 
-std::string text(const nlohmann::json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "" : j.dump(); }
+std::string text(const nlohmann::json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "" : jsonText(j); }
 
 }  // namespace
 
@@ -125,7 +126,7 @@ int runStatus(const StatusCommand& command) {
     return 1;
   }
   if (command.json) {
-    std::cout << nlohmann::json{{"metadata", *metadata}, {"daemons", *daemons}, {"tasks", *tasks}}.dump(2) << '\n';
+    std::cout << jsonText(nlohmann::json{{"metadata", *metadata}, {"daemons", *daemons}, {"tasks", *tasks}}, 2) << '\n';
     return 0;
   }
   const auto& m = *metadata;

@@ -1,4 +1,5 @@
 #include "agent/StateStore.h"
+#include "runtime/JsonText.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@ std::optional<config::TaskDefinition> readDefinition(const json& entry, std::str
     why = "an entry lacks its definition or sourceFile";
     return std::nullopt;
   }
-  auto parsed = config::parseTaskDefinition(entry["definition"].dump(), entry["sourceFile"].get<std::string>());
+  auto parsed = config::parseTaskDefinition(jsonText(entry["definition"]), entry["sourceFile"].get<std::string>());
   if (!parsed.ok()) {
     why = parsed.diagnostics.empty() ? "a definition does not parse" : parsed.diagnostics.front().format();
     return std::nullopt;
@@ -71,7 +72,7 @@ std::optional<PersistedState> StateStore::load() {
     return std::nullopt;
   }
   if (doc.value("format", 0) != kFormat) {
-    moveAside("unknown format " + doc.value("format", json(nullptr)).dump());
+    moveAside("unknown format " + jsonText(doc.value("format", json(nullptr))));
     return std::nullopt;
   }
   PersistedState saved;
@@ -95,7 +96,9 @@ std::optional<PersistedState> StateStore::load() {
       moveAside(def ? "a task lacks its id" : why);
       return std::nullopt;
     }
-    state.tasks.push_back({entry["id"].get<std::string>(), std::move(*def)});
+    config::ApplicationTask task{entry["id"].get<std::string>(), std::move(*def)};
+    if (entry.value("restart", json()).is_string()) task.restart = config::parseTaskRestart(entry["restart"].get<std::string>()).value_or(task.restart);
+    state.tasks.push_back(std::move(task));
   }
   // Records are a diagnostic aid: a malformed one is dropped, not a reason to lose the state.
   // Named: a range-for over items() of a temporary would dangle.
@@ -114,6 +117,34 @@ std::optional<PersistedState> StateStore::load() {
   return saved;
 }
 
+bool writeFileAtomically(const fs::path& target, const std::string& text) {
+  std::error_code ec;
+  const fs::path directory = target.parent_path();
+  if (fs::create_directories(directory, ec)) fs::permissions(directory, fs::perms::owner_all, ec);
+  const fs::path temp = target.string() + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && writeAll(fd, text) && ::fsync(fd) == 0;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  if (ok) {
+    fs::rename(temp, target, ec);
+    if (ec) errno = ec.value();
+    ok = !ec;
+  }
+  if (ok) {
+    // The rename is durable only once the directory itself is synced.
+    const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  } else {
+    const int saved = errno;
+    fs::remove(temp, ec);
+    errno = saved;
+  }
+  return ok;
+}
+
 bool StateStore::save(const PersistedState& saved) {
   const config::DesiredState& state = saved.desired.state;
   json doc = {{"format", kFormat},
@@ -126,6 +157,7 @@ bool StateStore::save(const PersistedState& saved) {
   for (const auto& t : state.tasks) {
     json entry = definitionEntry(t.definition);
     entry["id"] = t.id;
+    entry["restart"] = config::toString(t.restart);
     doc["tasks"].push_back(std::move(entry));
   }
   doc["taskRecords"] = json::object();
@@ -134,30 +166,12 @@ bool StateStore::save(const PersistedState& saved) {
                               {"stoppedReason", r.stoppedReason.empty() ? json(nullptr) : json(r.stoppedReason)},
                               {"exitCodes", r.exitCodes}};
   }
-  const std::string text = doc.dump(1) + "\n";
+  const std::string text = jsonText(doc, 1) + "\n";
 
-  std::error_code ec;
-  fs::create_directories(directory_, ec);
-  const fs::path temp = directory_ / "state.json.tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && writeAll(fd, text) && ::fsync(fd) == 0;
-  if (fd >= 0) ok = ::close(fd) == 0 && ok;
-  if (ok) {
-    fs::rename(temp, path(), ec);
-    ok = !ec;
-  }
-  if (ok) {
-    // The rename is durable only once the directory itself is synced.
-    const int dir = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-      ::fsync(dir);
-      ::close(dir);
-    }
-  }
+  const bool ok = writeFileAtomically(path(), text);
   if (!ok) {
     log_.warn("{}: could not save the desired state ({}): a restart with broken input would lose it", path().string(),
-              ec ? ec.message() : std::string(strerror(errno)));
-    fs::remove(temp, ec);
+              std::string(strerror(errno)));
   }
   return ok;
 }

@@ -30,6 +30,10 @@ struct PersistedState {
   std::map<std::string, TaskRecord> tasks;  // by task id
 };
 
+// Temp file, fsync, rename, fsync of the directory (created 0700 when missing): a crash
+// leaves the old file or the new one. Errors are left in errno / the returned false.
+bool writeFileAtomically(const std::filesystem::path& path, const std::string& text);
+
 class StateStore {
  public:
   StateStore(std::filesystem::path directory, Logger& log);

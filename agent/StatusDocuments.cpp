@@ -12,7 +12,7 @@ using nlohmann::json;
 
 json resources(const Resources& r) { return {{"cpu", r.cpu}, {"memory", r.memory}}; }
 
-std::string rfc3339(TimePoint t) {
+std::string rfc3339(WallTime t) {
   const std::time_t s = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
   gmtime_r(&s, &tm);
@@ -50,6 +50,14 @@ std::string healthName(const DaemonStatus& d) { return d.health == runtime::Heal
 
 json nullIfEmpty(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
+json orphansDocument(const std::vector<OrphanContainer>& orphans) {
+  json out = json::array();
+  for (const auto& o : orphans) {
+    out.push_back({{"id", o.id}, {"name", o.name}, {"instance", o.instance}, {"kind", toString(o.kind)}, {"owner", o.owner}, {"running", o.running}});
+  }
+  return out;
+}
+
 }  // namespace
 
 void AgentMetrics::observeReconcile(double seconds) {
@@ -70,7 +78,10 @@ json metadataDocument(const InstanceInfo& info, const Plan& plan) {
           {"capacity", resources(info.total)},
           {"reserved", resources(info.reserved)},
           {"daemonReserved", resources(plan.daemonReserved)},
-          {"available", resources(plan.available)}};
+          {"available", resources(plan.available)},
+          {"runtime", info.runtime},
+          {"orphans", orphansDocument(info.orphans)},
+          {"sourceProblems", info.sourceProblems}};
 }
 
 json daemonsDocument(const Plan& plan) {
@@ -95,6 +106,7 @@ json taskDocument(const TaskStatus& t) {
           {"revision", t.revision},
           {"status", toString(t.status)},
           {"stoppedReason", nullIfEmpty(t.stoppedReason)},
+          {"restarts", t.restarts},
           {"containers", containers(t.containers)}};
 }
 
@@ -164,6 +176,12 @@ std::string metricsText(const InstanceInfo& info, const Plan& plan, const AgentM
   out += fmt::format("daemonlet_rollouts_total {}\n", m.rollouts);
   out += "# HELP daemonlet_control_endpoint_errors_total Failed requests to the control endpoint.\n# TYPE daemonlet_control_endpoint_errors_total counter\n";
   out += fmt::format("daemonlet_control_endpoint_errors_total {}\n", m.controlEndpointErrors);
+  gauge("daemonlet_orphan_containers", "Managed containers of other instance ids on this engine: reported, never adopted or removed.");
+  out += fmt::format("daemonlet_orphan_containers {}\n", info.orphans.size());
+  gauge("daemonlet_source_problems", "Problems for which the source keeps the last good desired state (a directory gone or unlistable).");
+  out += fmt::format("daemonlet_source_problems {}\n", info.sourceProblems.size());
+  out += "# HELP daemonlet_internal_errors_total Exceptions caught at a coroutine or handler boundary (bugs; see the log).\n# TYPE daemonlet_internal_errors_total counter\n";
+  out += fmt::format("daemonlet_internal_errors_total {}\n", m.internalErrors);
   out += "# HELP daemonlet_reconcile_duration_seconds Time to compute one plan.\n# TYPE daemonlet_reconcile_duration_seconds histogram\n";
   for (std::size_t i = 0; i < AgentMetrics::kBuckets.size(); ++i)
     out += fmt::format("daemonlet_reconcile_duration_seconds_bucket{{le=\"{}\"}} {}\n", AgentMetrics::kBuckets[i], m.reconcileBuckets[i]);

@@ -17,12 +17,16 @@ struct InstanceInfo {
   std::string version;
   Resources total;     // capacity before instance.reserved
   Resources reserved;  // instance.reserved
+  std::string runtime;  // "docker 20.10.24", once connected
+  std::vector<OrphanContainer> orphans;
+  std::vector<std::string> sourceProblems;  // why the source keeps a last good state
 };
 
 // Counters the agent keeps for /metrics.
 struct AgentMetrics {
   std::int64_t rollouts = 0;
   std::int64_t controlEndpointErrors = 0;
+  std::int64_t internalErrors = 0;  // exceptions caught at a coroutine or handler boundary
   std::int64_t reconciles = 0;
   double reconcileSecondsSum = 0;
   std::vector<std::int64_t> reconcileBuckets = std::vector<std::int64_t>(kBuckets.size(), 0);

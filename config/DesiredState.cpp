@@ -27,6 +27,22 @@ const char* toString(InstanceStatus status) {
   return status == InstanceStatus::Active ? "ACTIVE" : "DRAINING";
 }
 
+const char* toString(TaskRestart restart) {
+  switch (restart) {
+    case TaskRestart::Always: return "always";
+    case TaskRestart::OnFailure: return "on-failure";
+    case TaskRestart::Never: return "never";
+  }
+  return "?";
+}
+
+std::optional<TaskRestart> parseTaskRestart(std::string_view text) {
+  for (auto r : {TaskRestart::Always, TaskRestart::OnFailure, TaskRestart::Never}) {
+    if (text == toString(r)) return r;
+  }
+  return std::nullopt;
+}
+
 bool isValidTaskId(const std::string& id) {
   static const std::regex pattern("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
   return std::regex_match(id, pattern);

@@ -2,6 +2,7 @@
 // What every source produces (DESIGN 3.4): the daemons and application tasks this
 // instance should run.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,9 +14,13 @@ namespace daemonlet::config {
 
 enum class InstanceStatus { Active, Draining };
 
+// What happens when a task stops on its own (DESIGN 3.4 "Task restarts").
+enum class TaskRestart { Always, OnFailure, Never };
+
 struct ApplicationTask {
   std::string id;
   TaskDefinition definition;
+  TaskRestart restart = TaskRestart::Always;
 };
 
 struct DesiredState {
@@ -29,6 +34,8 @@ struct DesiredState {
 };
 
 const char* toString(InstanceStatus status);
+const char* toString(TaskRestart restart);
+std::optional<TaskRestart> parseTaskRestart(std::string_view text);
 
 // Task ids become container names: letters, digits, '.', '-', '_'.
 bool isValidTaskId(const std::string& id);

@@ -1,4 +1,5 @@
 #include "runtime/DockerJson.h"
+#include "runtime/JsonText.h"
 
 #include <ctime>
 
@@ -217,7 +218,7 @@ std::string urlEncode(std::string_view text) {
 std::string filtersQuery(const LabelSelector& selector, const json& extra) {
   json filters = extra;
   for (const auto& [k, v] : selector) filters["label"].push_back(k + "=" + v);
-  return urlEncode(filters.dump());
+  return urlEncode(jsonText(filters));
 }
 
 }  // namespace daemonlet::runtime::docker

@@ -1,4 +1,5 @@
 #include "runtime/DockerRuntime.h"
+#include "runtime/JsonText.h"
 
 #include <fstream>
 #include <sstream>
@@ -182,7 +183,7 @@ asio::awaitable<Status> DockerRuntime::loadImage(std::string tarPath) {
 asio::awaitable<Result<std::string>> DockerRuntime::create(ContainerSpec spec) {
   const std::string what = fmt::format("create container {}", spec.name);
   auto r = co_await api_->call(http::verb::post, "/containers/create?name=" + docker::urlEncode(spec.name),
-                               docker::createBody(spec).dump());
+                               jsonText(docker::createBody(spec)));
   if (!r) co_return r.error();
   if (r->status == 404) co_return Error{Error::Code::NotFound, fmt::format("{}: image {} is not present: {}", what, spec.image, engineMessage(r->body))};
   if (r->status != 201) co_return httpError(r.value(), what);

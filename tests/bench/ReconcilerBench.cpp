@@ -45,13 +45,14 @@ struct Host {
 void BM_ReconcileSteadyState(benchmark::State& state) {
   Host host(20, static_cast<int>(state.range(0)));
   Memory memory;
-  memory.gateOpenedAt = std::chrono::system_clock::now();
+  memory.gateOpenedAt = std::chrono::steady_clock::now();
   for (auto _ : state) {
     Inputs in(host.desired, host.observed);
     in.capacity = {1 << 20, 1 << 22};
+    in.instanceId = "bench";
     in.phase = Phase::Active;
     in.memory = memory;
-    in.now = std::chrono::system_clock::now();
+    in.now = std::chrono::steady_clock::now();
     Plan plan = reconcile(in);
     benchmark::DoNotOptimize(plan);
     if (!plan.actions.empty()) state.SkipWithError("steady state should plan nothing");
@@ -66,7 +67,8 @@ void BM_ReconcileBoot(benchmark::State& state) {
   for (auto _ : state) {
     Inputs in(host.desired, empty);
     in.capacity = {1 << 20, 1 << 22};
-    in.now = std::chrono::system_clock::now();
+    in.instanceId = "bench";
+    in.now = std::chrono::steady_clock::now();
     benchmark::DoNotOptimize(reconcile(in));
   }
 }

@@ -9,7 +9,8 @@ using namespace std::chrono_literals;
 TEST_CASE("container specs: names and labels of DESIGN 3.6") {
   auto d = simple("metrics", 3, 64, true, 128);
   auto s = buildContainerSpec(Kind::Daemon, d, "", d.containers[0], "i-abc");
-  CHECK(s.name == "daemonlet-daemon-metrics-3-" + d.hash.substr(0, 8) + "-main");
+  CHECK(s.name.rfind("daemonlet-daemon-metrics-3-main-", 0) == 0);
+  CHECK(s.name.size() == std::string("daemonlet-daemon-metrics-3-main-").size() + 12);
   CHECK(s.labels.at("io.daemonlet.managed") == "true");
   CHECK(s.labels.at("io.daemonlet.kind") == "daemon");
   CHECK(s.labels.at("io.daemonlet.family") == "metrics");
@@ -26,9 +27,25 @@ TEST_CASE("container specs: names and labels of DESIGN 3.6") {
 
   auto t = simple("web", 1);
   auto ts = buildContainerSpec(Kind::Task, t, "web-1", t.containers[0], "i-abc");
-  CHECK(ts.name == "daemonlet-task-web-1-main");
+  CHECK(ts.name.rfind("daemonlet-task-web-1-main-", 0) == 0);
   CHECK(ts.labels.at("io.daemonlet.task-id") == "web-1");
   CHECK(ts.labels.at("io.daemonlet.kind") == "task");
+}
+
+TEST_CASE("container names (DESIGN 3.6): never collide across instances, owners, containers and revisions") {
+  // Task "a" with container "b-c" and task "a-b" with container "c" read alike; the suffix
+  // tells them apart. So do two instances on one engine, and two revisions of a daemon.
+  auto bc = def(R"({"family":"x","containerDefinitions":[{"name":"b-c","image":"i","memory":8}]})");
+  auto c = def(R"({"family":"x","containerDefinitions":[{"name":"c","image":"i","memory":8}]})");
+  const std::string first = containerName(Kind::Task, bc, "a", "b-c", "i-1");
+  const std::string second = containerName(Kind::Task, c, "a-b", "c", "i-1");
+  CHECK(first.substr(0, first.size() - 12) == second.substr(0, second.size() - 12));
+  CHECK(first != second);
+  CHECK(containerName(Kind::Task, bc, "a", "b-c", "i-2") != first);
+  auto r1 = simple("metrics", 1), r1changed = simple("metrics", 1, 128);
+  CHECK(containerName(Kind::Daemon, r1, "", "main", "i-1") != containerName(Kind::Daemon, r1changed, "", "main", "i-1"));
+  CHECK(containerName(Kind::Daemon, r1, "", "main", "i-1") == containerName(Kind::Daemon, r1, "", "main", "i-1"));
+  CHECK(containerName(Kind::Daemon, r1, "", "main", "i-1") != containerName(Kind::Task, r1, "metrics", "main", "i-1"));
 }
 
 TEST_CASE("container specs: only what the definition asks for") {
@@ -48,7 +65,7 @@ TEST_CASE("container specs: only what the definition asks for") {
   CHECK(s.mounts[0].type == runtime::Mount::Type::Bind);
   CHECK(s.mounts[0].readOnly);
   CHECK(s.mounts[1].type == runtime::Mount::Type::Volume);
-  CHECK(s.mounts[1].source == "daemonlet-task-t1-scratch");
+  CHECK(s.mounts[1].source.rfind("daemonlet-task-t1-scratch-", 0) == 0);
   CHECK(s.mounts[2].tmpfsSizeBytes == 8LL << 20);
   CHECK(s.capAdd == std::vector<std::string>{"NET_ADMIN"});
   CHECK_FALSE(s.privileged);

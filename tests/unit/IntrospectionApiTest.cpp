@@ -23,7 +23,7 @@ struct FakeAgent : ApiBackend {
 
   FakeAgent() {
     p.phase = Phase::Active;
-    p.memory.gateOpenedAt = std::chrono::system_clock::now();
+    p.memory.gateOpenedAt = std::chrono::steady_clock::now();
     p.memory.gateReason = "1/1 critical daemons up";
     DaemonStatus d;
     d.family = "metrics";
@@ -44,10 +44,16 @@ struct FakeAgent : ApiBackend {
     p.available = {3000, 7000};
   }
   const Plan& plan() const override { return p; }
-  InstanceInfo instance() const override { return {"prod", "i-1", "0.1.0", {4096, 8192}, {0, 256}}; }
+  InstanceInfo instance() const override {
+    return {"prod", "i-1", "0.1.0", {4096, 8192}, {0, 256}, "docker 20.10.24", {{"c0ffee", "daemonlet-task-old-main-0123456789ab", "i-0", Kind::Task, "old", true}}, {}};
+  }
   const AgentMetrics& metrics() const override { return m; }
   bool loopAlive() const override { return true; }
   void requestDrain() override { drained = true; }
+  bool requestUndrain() override {
+    drained = false;
+    return true;
+  }
 };
 
 // The API on its own io_context thread, as in the agent.

@@ -37,7 +37,7 @@ TEST_CASE("slot gate (P2): no application container before every critical daemon
   CHECK(daemonStatus(third, "metrics")->status == Status::Activating);
   CHECK(daemonStatus(third, "logs")->ready);
 
-  w.find("daemonlet-daemon-metrics-1-" + w.desired.daemons[0].hash.substr(0, 8) + "-main")->health = runtime::Health::Healthy;
+  w.find(w.daemonContainer(0))->health = runtime::Health::Healthy;
   Plan open = w.step();
   REQUIRE(open.memory.gateOpenedAt);
   CHECK(open.phase == Phase::Active);
@@ -147,7 +147,7 @@ TEST_CASE("rolling update: a failing new revision is removed, the old keeps runn
   w.desired.daemons = {simple("metrics", 2)};
   w.apply(w.step());
   w.apply(w.step());
-  const std::string newName = "daemonlet-daemon-metrics-2-" + w.desired.daemons[0].hash.substr(0, 8) + "-main";
+  const std::string newName = w.daemonContainer(0);
   w.exit(newName, 2);
 
   Plan failed = w.step();
@@ -230,13 +230,13 @@ TEST_CASE("reservations (P3): admitted by id while they fit; the rest STOPPED wi
   }
 }
 
-TEST_CASE("tasks: an essential container exit stops the task for good") {
+TEST_CASE("tasks: restart never: an essential container exit stops the task for good") {
   World w;
   w.desired.tasks = {{"job", def(R"({"family":"job","containerDefinitions":[
-      {"name":"main","image":"i","memory":64},{"name":"side","image":"i","memory":64,"essential":false}]})")}};
+      {"name":"main","image":"i","memory":64},{"name":"side","image":"i","memory":64,"essential":false}]})"), config::TaskRestart::Never}};
   w.settle();
   REQUIRE(w.running(Kind::Task).size() == 2);
-  w.exit("daemonlet-task-job-main", 0);
+  w.exit(w.taskContainer("job"), 0);
   Plan p = w.step();
   CHECK(count(p, Type::Stop, Kind::Task) == 1);  // the sidecar
   w.apply(p);
@@ -246,13 +246,16 @@ TEST_CASE("tasks: an essential container exit stops the task for good") {
   CHECK(taskStatus(after, "job")->status == Status::Stopped);
   CHECK(taskStatus(after, "job")->stoppedReason.find("Essential container in task exited") == 0);
   CHECK(after.available.memory == w.capacity.memory);  // a stopped task holds nothing
+  w.now += 10min;
+  CHECK(w.step().actions.empty());
 }
 
 TEST_CASE("tasks: restartPolicy restarts a container that ran long enough, as ECS does") {
   World w;
   w.desired.tasks = {{"job", simple("job", 1, 64, false, 0, R"(,"restartPolicy":{"enabled":true,"ignoredExitCodes":[0],"restartAttemptPeriod":60})")}};
   w.settle();
-  auto* c = w.find("daemonlet-task-job-main");
+  w.desired.tasks[0].restart = config::TaskRestart::Never;  // only the in-place restart of ECS
+  auto* c = w.find(w.taskContainer("job"));
   SECTION("ran 2 minutes, exit 1: restarted in place") {
     w.now += 120s;
     w.exit(c->id, 1);
@@ -404,4 +407,197 @@ TEST_CASE("adoption: an agent restarted with everything running plans nothing") 
   CHECK(p.actions.empty());
   CHECK(p.converged);
   CHECK(p.phase == Phase::Active);
+}
+
+// ---- issue 10: real hosts -------------------------------------------------------------
+
+TEST_CASE("task restarts (DESIGN 3.4): a task that stops on its own is reported, then replaced after backoff") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  const std::string first = w.running(Kind::Task)[0]->id;
+  w.exit(first, 3);
+  Plan stopped = w.step();
+  const TaskStatus* s = taskStatus(stopped, "web-1");
+  CHECK(s->status == Status::Stopped);
+  CHECK(s->stoppedReason.find("exited with code 3") != std::string::npos);
+  CHECK(count(stopped, Type::Remove, Kind::Task) == 0);  // backing off: 1 s first
+  w.apply(stopped);
+  w.now += 1s;
+  Plan replace = w.step();
+  CHECK(count(replace, Type::Remove, Kind::Task) == 1);
+  CHECK(taskStatus(replace, "web-1")->restarts == 1);
+  w.apply(replace);
+  w.settle();
+  REQUIRE(w.running(Kind::Task).size() == 1);
+  CHECK(w.running(Kind::Task)[0]->id != first);  // fresh containers
+
+  SECTION("a second failure waits twice as long") {
+    w.exit(w.running(Kind::Task)[0]->id, 1);
+    w.apply(w.step());
+    w.now += 1s;
+    CHECK(count(w.step(), Type::Remove, Kind::Task) == 0);
+    w.now += 1s;
+    CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
+  }
+  SECTION("ten minutes of running forgive the failures") {
+    w.now += 11min;
+    w.step();
+    w.now += 1s;
+    w.step();
+    CHECK_FALSE(w.memory.taskRestarts.count("web-1"));
+  }
+}
+
+TEST_CASE("task restarts: on-failure keeps a clean exit stopped, but not one the engine caused") {
+  World w;
+  w.desired.tasks = {{"job", simple("job", 1), config::TaskRestart::OnFailure}};
+  w.settle();
+  SECTION("exit 0: done") {
+    w.exit(w.running(Kind::Task)[0]->id, 0);
+    w.apply(w.step());
+    w.now += 10min;
+    CHECK(w.step().actions.empty());
+  }
+  SECTION("exit 1: replaced") {
+    w.exit(w.running(Kind::Task)[0]->id, 1);
+    w.apply(w.step());
+    w.now += 1s;
+    CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
+  }
+  SECTION("exit 0 while the engine was away: replaced") {
+    w.outages = {{w.wall() - 1s, w.wall() + 5s}};
+    w.exit(w.running(Kind::Task)[0]->id, 0);
+    Plan p = w.step();
+    CHECK(std::any_of(p.notes.begin(), p.notes.end(), [](const std::string& n) { return n.find("engine or host went away") != std::string::npos; }));
+    w.apply(p);
+    w.now += 1s;
+    CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
+  }
+  SECTION("exit 0 before the host booted (power loss): replaced") {
+    w.exit(w.running(Kind::Task)[0]->id, 0);
+    w.hostBootAt = w.wall() + 1s;
+    w.apply(w.step());
+    w.now += 1s;
+    CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
+  }
+}
+
+TEST_CASE("power loss: after the gate opened in this boot, replacements still wait for critical daemons") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}, {"web-2", simple("web", 1)}};
+  w.settle();
+  for (auto& c : w.observed.containers) w.exit(c.id, 137);
+  w.now += 5s;
+  Plan p = w.step();
+  CHECK(count(p, Type::Start, Kind::Daemon) == 1);
+  CHECK(count(p, Type::Remove, Kind::Task) == 0);
+  w.apply(p, /*healthy=*/false);  // running, health still starting
+  for (int i = 0; i < 5; ++i) {
+    w.now += 1s;
+    Plan waiting = w.step();
+    CHECK(count(waiting, Type::Remove, Kind::Task) == 0);
+    CHECK(count(waiting, Type::Create, Kind::Task) == 0);
+    w.apply(waiting, false);
+  }
+  w.find(w.daemonContainer(0))->health = runtime::Health::Healthy;
+  CHECK(count(w.step(), Type::Remove, Kind::Task) == 2);
+}
+
+TEST_CASE("slot gate remembered from earlier in this boot: open at once, new tasks still wait for a down daemon") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.memory.gateOpenedAt = w.now;  // restored by the agent from stateDir/slot-gate
+  Plan p = w.step();
+  CHECK(p.phase == Phase::Active);
+  CHECK(count(p, Type::Create, Kind::Daemon) == 1);
+  CHECK(count(p, Type::Create, Kind::Task) == 0);
+  CHECK(taskStatus(p, "web-1")->status == Status::Pending);
+  w.apply(p);
+  w.apply(w.step());
+  CHECK(count(w.step(), Type::Create, Kind::Task) == 1);
+}
+
+TEST_CASE("rolling update: a timed-out revision being stopped counts as one failure, not one per plan") {
+  World w;
+  w.settings.defaultStartTimeout = 60s;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 2, 64, true)};
+  w.apply(w.step());
+  w.apply(w.step(), false);
+  w.now += 61s;
+  for (int i = 0; i < 5; ++i) {
+    w.step();  // the stop is under way: nothing applied
+    w.now += 1s;
+  }
+  CHECK(w.memory.failedRollouts.at("metrics").failures == 1);
+}
+
+TEST_CASE("steady clock: an engine clock far behind does not time a rollout out") {
+  World w;
+  w.settings.defaultStartTimeout = 60s;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.settle();
+  w.wallOffset = -std::chrono::hours(2);  // the wall clock stepped: containers look 2 h old
+  w.desired.daemons = {simple("metrics", 2, 64, true)};
+  w.apply(w.step());
+  w.apply(w.step(), false);
+  w.now += 5s;
+  CHECK_FALSE(w.step().memory.failedRollouts.count("metrics"));
+}
+
+TEST_CASE("a create failure stops being reported once the container runs") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  Backoff failed;
+  failed.failures = 1;
+  failed.reason = "create container ...: Conflict";
+  failed.retryAt = w.now;
+  w.memory.createFailures[w.daemonContainer(0)] = failed;
+  w.settle();
+  Plan p = w.step();
+  CHECK(daemonStatus(p, "metrics")->ready);
+  CHECK(daemonStatus(p, "metrics")->lastError.empty());
+  CHECK(p.memory.createFailures.empty());
+}
+
+TEST_CASE("shutdown before any desired state: tasks, then daemons, all stopped") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.desired = {};  // a new agent whose source has not answered yet
+  w.memory = {};
+  w.phase = Phase::Starting;
+  w.shutdown = true;
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task) == 1);
+  CHECK(count(p, Type::Stop, Kind::Daemon) == 0);
+  w.apply(p);
+  w.confirmed = true;
+  w.settle();
+  CHECK(w.phase == Phase::Stopped);
+  CHECK(w.running(Kind::Daemon).empty());
+}
+
+TEST_CASE("shutdown cancelled after the daemons stopped: they come back at once") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.shutdown = true;
+  w.apply(w.step());
+  w.confirmed = true;
+  w.settle();
+  REQUIRE(w.phase == Phase::Stopped);
+  REQUIRE(w.running(Kind::Daemon).empty());
+  w.shutdown = false;
+  w.confirmed = false;
+  w.settle();
+  CHECK(w.running(Kind::Daemon).size() == 1);
+  CHECK(w.running(Kind::Task).size() == 1);
+  CHECK(w.phase == Phase::Active);
 }

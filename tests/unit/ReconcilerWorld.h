@@ -36,6 +36,11 @@ struct World {
   Phase phase = Phase::Starting;
   TimePoint now = TimePoint(std::chrono::hours(1000));
   TimePoint bootAt = now;
+  std::optional<WallTime> hostBootAt;
+  std::vector<EngineOutage> outages;
+  // The engine's clock, in step with `now` (tests that step one clock move it alone).
+  std::chrono::nanoseconds wallOffset{0};
+  WallTime wall() const { return WallTime(now.time_since_epoch() + wallOffset); }
   Resources capacity{4096, 8192};
   Settings settings;
   bool drain = false, shutdown = false, confirmed = false, taskInFlight = false, daemonInFlight = false;
@@ -43,6 +48,9 @@ struct World {
 
   Plan plan() {
     Inputs in(desired, observed);
+    in.instanceId = "i-1";
+    in.hostBootAt = hostBootAt;
+    in.engineOutages = outages;
     in.capacity = capacity;
     in.phase = phase;
     in.drainRequested = drain;
@@ -65,6 +73,14 @@ struct World {
     return p;
   }
 
+  // The runtime name of a container of the desired state, as this world's agent names it.
+  std::string daemonContainer(std::size_t daemon, const std::string& container = "main") const {
+    return containerName(Kind::Daemon, desired.daemons.at(daemon), "", container, "i-1");
+  }
+  std::string taskContainer(const std::string& taskId, const std::string& container = "main") const {
+    return containerName(Kind::Task, desired.task(taskId)->definition, taskId, container, "i-1");
+  }
+
   ObservedContainer* find(const std::string& name) {
     for (auto& c : observed.containers) {
       if (c.name == name || c.id == name) return &c;
@@ -85,7 +101,7 @@ struct World {
           info.name = spec.name;
           info.labels = spec.labels;
           info.state = runtime::ContainerState::Created;
-          info.createdAt = now;
+          info.createdAt = wall();
           if (c->healthCheck) info.health = runtime::Health::Starting;
           if (!find(spec.name)) observed.containers.push_back(*observe(info));
           break;
@@ -93,8 +109,9 @@ struct World {
         case Action::Type::Start: {
           auto* c = find(a.containerId);
           c->state = runtime::ContainerState::Running;
-          c->startedAt = now;
-          if (c->health != runtime::Health::None && healthy) c->health = runtime::Health::Healthy;
+          c->startedAt = wall();
+          // As Docker does, a (re)started container's health starts over.
+          if (c->health != runtime::Health::None) c->health = healthy ? runtime::Health::Healthy : runtime::Health::Starting;
           break;
         }
         case Action::Type::Stop: exit(a.containerId, 143); break;
@@ -111,7 +128,7 @@ struct World {
     auto* c = find(idOrName);
     c->state = runtime::ContainerState::Exited;
     c->exitCode = code;
-    c->finishedAt = now;
+    c->finishedAt = wall();
   }
 
   // Steps and applies until nothing is left to do (or `limit` rounds).
