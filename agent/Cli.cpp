@@ -84,6 +84,7 @@ Usage:
                                           phase, daemons, tasks and capacity of a running agent
   daemonlet drain    [--listen HOST:PORT] [--wait] [--timeout SECONDS]
                                           stop admitting and stop application tasks
+  daemonlet undrain  [--listen HOST:PORT]  admit application tasks again after a drain
   daemonlet version                       print the version
 
 Exit codes: 0 success, 1 failure (invalid input, not converged), 2 usage error.
@@ -168,6 +169,12 @@ Command parseCommandLine(const std::vector<std::string>& args) {
     }};
     if (auto err = parseFlags(command, args, 2, {{"--listen", into(d.listen)}, {"--wait", set(d.wait)}, {"--timeout", timeout}}, nullptr)) return *err;
     return d;
+  }
+  if (command == "undrain") {
+    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet undrain [--listen HOST:PORT]\n\nEnds a drain (daemonlet drain, or one resumed from stateDir/drain): application\ntasks are admitted again. Refused while the instance shuts down.\n"};
+    UndrainCommand u;
+    if (auto err = parseFlags(command, args, 2, {{"--listen", into(u.listen)}}, nullptr)) return *err;
+    return u;
   }
   return UsageError{fmt::format("daemonlet: unknown command '{}'\n\n{}", command, mainHelp())};
 }

@@ -38,6 +38,10 @@ struct DrainCommand {
   int timeoutSeconds = 0;  // 0 = no limit
 };
 
+struct UndrainCommand {
+  std::string listen = "127.0.0.1:51680";
+};
+
 struct VersionCommand {};
 
 struct HelpRequest {
@@ -49,7 +53,7 @@ struct UsageError {
 };
 
 using Command = std::variant<RunOptions, ValidateCommand, StatusCommand, DrainCommand,
-                             VersionCommand, HelpRequest, UsageError>;
+                             UndrainCommand, VersionCommand, HelpRequest, UsageError>;
 
 Command parseCommandLine(const std::vector<std::string>& args);
 

@@ -3,6 +3,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "config/DefinitionDirectory.h"
 
 namespace daemonlet::agent {
@@ -24,8 +26,6 @@ void DirectorySource::start(Handler onChange, std::optional<VersionedDesiredStat
   }
   inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_ >= 0) {
-    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB;
-    for (const std::string& dir : {path_, path_ + "/daemons", path_ + "/tasks"}) ::inotify_add_watch(inotify_, dir.c_str(), mask);
     events_.emplace(executor_, inotify_);
     armInotify();
   } else {
@@ -33,6 +33,14 @@ void DirectorySource::start(Handler onChange, std::optional<VersionedDesiredStat
   }
   reload();
   armPoll();
+}
+
+void DirectorySource::watchDirectories() {
+  if (inotify_ < 0) return;
+  const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+  // The parent too, so that the root reappearing (mv defs.new defs) is seen at once.
+  const std::string parent = std::filesystem::path(path_).parent_path().string();
+  for (const std::string& dir : {parent, path_, path_ + "/daemons", path_ + "/tasks"}) ::inotify_add_watch(inotify_, dir.c_str(), mask);
 }
 
 void DirectorySource::armInotify() {
@@ -64,7 +72,10 @@ std::string DirectorySource::fingerprint(const config::DesiredState& state) {
 }
 
 void DirectorySource::reload() {
+  watchDirectories();
   auto load = config::loadDefinitionDirectory(path_, loaded_ ? &state_ : nullptr);
+  if (load.problems.empty() && !problems_.empty()) log_.info("definitions {}: readable again", path_);
+  problems_ = load.problems;
   std::string diagnostics;
   for (const auto& d : load.diagnostics) diagnostics += d.format() + "\n";
   if (diagnostics != lastDiagnostics_) {  // say it once, not every poll

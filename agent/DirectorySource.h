@@ -21,10 +21,14 @@ class DirectorySource final : public DesiredStateSource {
   // Loads now and calls `onChange` whenever the desired state differs from the last one.
   // `lastGood` (the saved state) stands in for files that are broken at the first load.
   void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) override;
+  std::vector<std::string> problems() const override { return problems_; }
 
  private:
   void reload();
   void armInotify();
+  // Watches the root, daemons/ and tasks/ as they are now: a tree swapped with mv has new
+  // inodes, and the old watches see nothing of it.
+  void watchDirectories();
   void armPoll();
   static std::string fingerprint(const config::DesiredState& state);
 
@@ -41,6 +45,7 @@ class DirectorySource final : public DesiredStateSource {
   bool loaded_ = false;
   std::string lastFingerprint_;
   std::string lastDiagnostics_;
+  std::vector<std::string> problems_;
   Handler onChange_;
 };
 

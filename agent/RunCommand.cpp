@@ -13,6 +13,7 @@
 
 #include "agent/Agent.h"
 #include "agent/ApiClient.h"
+#include "agent/Guarded.h"
 #include "agent/Logger.h"
 #include "runtime/DockerRuntime.h"
 #include "config/DefinitionDirectory.h"
@@ -92,7 +93,16 @@ int runAgent(const RunOptions& options) {
     }
     io.stop();
   });
-  io.run();
+  // An exception thrown by a handler comes out of run(); asio allows running on. The agent
+  // logs and counts it rather than dying with its containers' bookkeeping half done.
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (...) {
+      agent.internalError("an event handler", describeException(std::current_exception()));
+    }
+  }
   return exitCode;
 }
 
@@ -134,17 +144,35 @@ int runStatus(const StatusCommand& command) {
   std::cout << fmt::format("phase {}  slot gate {}{}\n", text(m["phase"]), m["slotGateOpen"].get<bool>() ? "open" : "closed",
                            text(m["slotGateReason"]).empty() ? "" : " (" + text(m["slotGateReason"]) + ")");
   auto res = [&](const char* k) { return fmt::format("{} CPU / {} MiB", m[k]["cpu"].get<long>(), m[k]["memory"].get<long>()); };
-  std::cout << fmt::format("capacity {}, reserved {}, daemons {}, available {}\n\n", res("capacity"), res("reserved"), res("daemonReserved"), res("available"));
+  std::cout << fmt::format("capacity {}, reserved {}, daemons {}, available {}\n", res("capacity"), res("reserved"), res("daemonReserved"), res("available"));
+  if (!text(m["runtime"]).empty()) std::cout << "runtime " << text(m["runtime"]) << '\n';
+  for (const auto& p : m.value("sourceProblems", nlohmann::json::array())) std::cout << "source problem: " << text(p) << '\n';
+  const auto orphans = m.value("orphans", nlohmann::json::array());
+  if (!orphans.empty()) {
+    std::cout << fmt::format("orphans: {} managed container(s) of other instance ids (not adopted, not removed):\n", orphans.size());
+    for (const auto& o : orphans) std::cout << fmt::format("  {} {} (instance {})\n", text(o["id"]).substr(0, 12), text(o["name"]), text(o["instance"]));
+  }
+  std::cout << '\n';
   std::cout << fmt::format("{:<24} {:>4} {:<12} {:<10} {:>8}  {}\n", "DAEMON", "REV", "STATUS", "HEALTH", "RESTARTS", "LAST ERROR");
   for (const auto& d : *daemons) {
     std::cout << fmt::format("{:<24} {:>4} {:<12} {:<10} {:>8}  {}\n", text(d["family"]), text(d["revision"]), text(d["status"]),
                              text(d["health"]), text(d["restarts"]), text(d["lastError"]));
   }
-  std::cout << fmt::format("\n{:<24} {:<16} {:>4} {:<12}  {}\n", "TASK", "FAMILY", "REV", "STATUS", "REASON");
+  std::cout << fmt::format("\n{:<24} {:<16} {:>4} {:<12} {:>8}  {}\n", "TASK", "FAMILY", "REV", "STATUS", "RESTARTS", "REASON");
   for (const auto& t : *tasks) {
-    std::cout << fmt::format("{:<24} {:<16} {:>4} {:<12}  {}\n", text(t["id"]), text(t["family"]), text(t["revision"]), text(t["status"]),
-                             text(t["stoppedReason"]));
+    std::cout << fmt::format("{:<24} {:<16} {:>4} {:<12} {:>8}  {}\n", text(t["id"]), text(t["family"]), text(t["revision"]), text(t["status"]),
+                             text(t.value("restarts", nlohmann::json(0))), text(t["stoppedReason"]));
   }
+  return 0;
+}
+
+int runUndrain(const UndrainCommand& command) {
+  ApiReply r = callApi(command.listen, "DELETE", "/v1/drain");
+  if (r.status != 202) {
+    std::cerr << "daemonlet undrain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.listen, r.error)) << '\n';
+    return 1;
+  }
+  std::cout << "undrained: application tasks are admitted again\n";
   return 0;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// `daemonlet run`, `status` and `drain`: each returns the process exit code.
+// `daemonlet run`, `status`, `drain` and `undrain`: each returns the process exit code.
 #include "agent/Cli.h"
 #include "config/AgentConfig.h"
 
@@ -11,5 +11,6 @@ config::Parsed<config::AgentConfig> resolveConfig(const RunOptions& options);
 int runAgent(const RunOptions& options);
 int runStatus(const StatusCommand& command);
 int runDrain(const DrainCommand& command);
+int runUndrain(const UndrainCommand& command);
 
 }  // namespace daemonlet::agent

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
           [](const RunOptions& o) { return runAgent(o); },
           [](const StatusCommand& s) { return runStatus(s); },
           [](const DrainCommand& d) { return runDrain(d); },
+          [](const UndrainCommand& u) { return runUndrain(u); },
       },
       parseCommandLine(args));
 }

@@ -11,16 +11,28 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<fs::path> definitionFiles(const fs::path& dir, Diagnostics& out) {
-  std::vector<fs::path> files;
+// nullopt when `dir` cannot be listed (missing, not a directory, unreadable), with the
+// reason in `why`.
+std::optional<std::vector<fs::path>> definitionFiles(const fs::path& dir, std::string& why) {
   std::error_code ec;
-  if (!fs::exists(dir, ec)) return files;
+  if (!fs::is_directory(dir, ec)) {
+    why = ec ? fmt::format("{}: {}", dir.string(), ec.message()) : fmt::format("{}: no such directory", dir.string());
+    return std::nullopt;
+  }
+  std::vector<fs::path> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->is_regular_file(ec) && isDefinitionFile(it->path())) files.push_back(it->path());
   }
-  if (ec) out.push_back({Severity::Error, dir.string(), 0, 0, "", fmt::format("cannot be listed: {}", ec.message())});
+  if (ec) {
+    why = fmt::format("{}: cannot be listed: {}", dir.string(), ec.message());
+    return std::nullopt;
+  }
   std::sort(files.begin(), files.end());  // stable order: same input, same plan
   return files;
+}
+
+bool inDirectory(const std::string& file, const fs::path& dir) {
+  return fs::path(file).parent_path() == dir;
 }
 
 void note(Diagnostics& out, const fs::path& file, Severity severity, std::string message) {
@@ -37,18 +49,36 @@ bool isDefinitionFile(const fs::path& path) {
 
 DirectoryLoad loadDefinitionDirectory(const fs::path& dir, const DesiredState* lastGood) {
   DirectoryLoad out;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    note(out.diagnostics, dir, Severity::Error, "definitions directory does not exist");
-    if (lastGood) out.state = *lastGood;
-    return out;
-  }
   if (lastGood) {
     out.state.generation = lastGood->generation;
     out.state.instanceStatus = lastGood->instanceStatus;
   }
+  std::string why;
+  auto daemonFiles = definitionFiles(dir / "daemons", why);
+  if (!daemonFiles) {
+    const bool hadDaemons = lastGood && std::any_of(lastGood->daemons.begin(), lastGood->daemons.end(),
+                                                    [&](const TaskDefinition& d) { return inDirectory(d.sourceFile, dir / "daemons"); });
+    if (hadDaemons) {
+      out.problems.push_back(why + "; keeping the last good daemons from it");
+      for (const auto& d : lastGood->daemons) {
+        if (inDirectory(d.sourceFile, dir / "daemons")) out.state.daemons.push_back(d);
+      }
+    }
+    daemonFiles.emplace();
+  }
+  auto taskFiles = definitionFiles(dir / "tasks", why);
+  if (!taskFiles) {
+    if (lastGood && !lastGood->tasks.empty()) {
+      out.problems.push_back(why + "; keeping the last good tasks from it");
+      out.state.tasks = lastGood->tasks;
+    }
+    taskFiles.emplace();
+  }
+  for (const auto& p : out.problems) note(out.diagnostics, dir, Severity::Warning, p);
+  std::error_code ec;
+  if (!lastGood && !fs::is_directory(dir, ec)) note(out.diagnostics, dir, Severity::Warning, "no such directory: nothing to run until it appears");
 
-  for (const auto& file : definitionFiles(dir / "daemons", out.diagnostics)) {
+  for (const auto& file : *daemonFiles) {
     auto parsed = loadTaskDefinitionFile(file);
     out.diagnostics.insert(out.diagnostics.end(), parsed.diagnostics.begin(), parsed.diagnostics.end());
     std::optional<TaskDefinition> def = parsed.ok() ? std::move(parsed.value) : std::nullopt;
@@ -70,7 +100,7 @@ DirectoryLoad loadDefinitionDirectory(const fs::path& dir, const DesiredState* l
     out.state.daemons.push_back(std::move(*def));
   }
 
-  for (const auto& file : definitionFiles(dir / "tasks", out.diagnostics)) {
+  for (const auto& file : *taskFiles) {
     const std::string id = file.stem().string();
     if (!isValidTaskId(id)) {
       note(out.diagnostics, file, Severity::Error,

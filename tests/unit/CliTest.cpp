@@ -69,3 +69,11 @@ TEST_CASE("validate and drain take their arguments") {
   CHECK(std::get<DrainCommand>(d).wait);
   CHECK(std::get<DrainCommand>(d).timeoutSeconds == 30);
 }
+
+TEST_CASE("undrain takes --listen and is in the help") {
+  auto u = parse({"undrain", "--listen", "127.0.0.1:5"});
+  REQUIRE(std::holds_alternative<UndrainCommand>(u));
+  CHECK(std::get<UndrainCommand>(u).listen == "127.0.0.1:5");
+  CHECK(mainHelp().find("daemonlet undrain") != std::string::npos);
+  CHECK(std::holds_alternative<UsageError>(parse({"undrain", "--wait"})));
+}

@@ -51,9 +51,11 @@ struct FakeAgent : ApiBackend {
   bool loopAlive() const override { return true; }
   void requestDrain() override { drained = true; }
   bool requestUndrain() override {
+    if (shuttingDown) return false;
     drained = false;
     return true;
   }
+  std::atomic<bool> shuttingDown{false};
 };
 
 // The API on its own io_context thread, as in the agent.
@@ -161,6 +163,34 @@ TEST_CASE("api: drain is a POST from loopback") {
   // The routing refuses a drain from elsewhere even if someone exposed the API.
   IntrospectionApi::Request req{boost::beast::http::verb::post, "/v1/drain", 11};
   CHECK(s.api.handle(req, /*fromLoopback=*/false).result() == boost::beast::http::status::forbidden);
+}
+
+TEST_CASE("api: DELETE /v1/drain undrains; refused while shutting down") {
+  Server s;
+  REQUIRE(callApi(s.listen, "POST", "/v1/drain").status == 202);
+  REQUIRE(s.agent.drained);
+  auto r = callApi(s.listen, "DELETE", "/v1/drain");
+  CHECK(r.status == 202);
+  CHECK(r.body.find("\"draining\":false") != std::string::npos);
+  CHECK_FALSE(s.agent.drained);
+  s.agent.shuttingDown = true;
+  auto refused = callApi(s.listen, "DELETE", "/v1/drain");
+  CHECK(refused.status == 409);
+  CHECK(refused.body.find("shutting down") != std::string::npos);
+}
+
+TEST_CASE("api: metadata reports orphans, the runtime and source problems") {
+  Server s;
+  auto m = json::parse(callApi(s.listen, "GET", "/v1/metadata").body);
+  REQUIRE(m["orphans"].size() == 1);
+  CHECK(m["orphans"][0]["instance"] == "i-0");
+  CHECK(m["orphans"][0]["name"] == "daemonlet-task-old-main-0123456789ab");
+  CHECK(m["runtime"] == "docker 20.10.24");
+  CHECK(m["sourceProblems"].is_array());
+  const std::string metrics = callApi(s.listen, "GET", "/metrics").body;
+  CHECK(metrics.find("daemonlet_orphan_containers 1\n") != std::string::npos);
+  CHECK(metrics.find("daemonlet_source_problems 0\n") != std::string::npos);
+  CHECK(metrics.find("daemonlet_internal_errors_total 0\n") != std::string::npos);
 }
 
 TEST_CASE("api: garbage gets a 400 and the server carries on") {
