@@ -59,6 +59,38 @@ nlohmann::json toJson(const YAML::Node& node) {
   }
 }
 
+std::size_t sequenceLength(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;  // a continuation byte, an overlong lead (C0, C1) or past U+10FFFF (F5-FF)
+}
+
+bool isContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+// Positions a problem found by byte offset the way yaml-cpp positions its nodes: 1-based
+// line, 1-based column counted in bytes.
+Diagnostic atOffset(std::string_view text, std::size_t offset, const std::string& file, std::string message) {
+  offset = std::min(offset, text.size());
+  const std::size_t lineStart = offset == 0 ? std::string_view::npos : text.rfind('\n', offset - 1);
+  Diagnostic d;
+  d.file = file;
+  d.line = static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n')) + 1;
+  d.column = static_cast<int>(offset - (lineStart == std::string_view::npos ? 0 : lineStart + 1)) + 1;
+  d.message = std::move(message);
+  return d;
+}
+
+bool checkUtf8(std::string_view text, const std::string& file, Diagnostics& out) {
+  const auto bad = firstInvalidUtf8(text);
+  if (!bad) return true;
+  out.push_back(atOffset(text, *bad, file,
+                         fmt::format("invalid UTF-8 (byte 0x{:02X}): only UTF-8 text is accepted",
+                                     static_cast<unsigned char>(text[*bad]))));
+  return false;
+}
+
 }  // namespace
 
 std::string joinField(const std::string& prefix, std::string_view key) {
@@ -204,8 +236,33 @@ void FieldReader::checkKeys(const YAML::Node& map, const std::string& prefix,
   }
 }
 
+std::optional<std::size_t> firstInvalidUtf8(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t length = sequenceLength(bytes[i]);
+    if (length == 0 || i + length > text.size()) return i;
+    for (std::size_t k = 1; k < length; ++k) {
+      if (!isContinuation(bytes[i + k])) return i;
+    }
+    // The second byte's range rules out what the lead alone cannot: overlong three- and
+    // four-byte forms, UTF-16 surrogates, and code points past U+10FFFF.
+    if (length >= 3) {
+      const unsigned char lead = bytes[i], second = bytes[i + 1];
+      if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
+          (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F)) {
+        return i;
+      }
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
 std::optional<YAML::Node> parseDocument(std::string_view text, const std::string& file,
                                         Diagnostics& out) {
+  // yaml-cpp passes such bytes through, and json::dump() throws on them much later, in
+  // the middle of saving state or answering the API.
+  if (!checkUtf8(text, file, out)) return std::nullopt;
   try {
     YAML::Node node = YAML::Load(std::string(text));
     return node;
@@ -222,8 +279,8 @@ std::optional<YAML::Node> parseDocument(std::string_view text, const std::string
   }
 }
 
-// Invalid UTF-8 is replaced rather than thrown on: a definition's identity must never
-// depend on whether its bytes are printable.
+// parseDocument() already refused text that is not UTF-8; replacing rather than throwing
+// stays so that computing a definition's identity can never end the process.
 std::string canonicalJson(const YAML::Node& document) {
   return toJson(document).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -62,7 +62,12 @@ std::string describe(const YAML::Node& value);
 // True when the scalar was written quoted ("512"), i.e. meant as a string.
 bool isQuoted(const YAML::Node& scalar);
 
-// Parses a whole document; syntax errors become one positioned diagnostic.
+// The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), if there is one.
+std::optional<std::size_t> firstInvalidUtf8(std::string_view text);
+
+// Parses a whole YAML document; text that is not UTF-8 and syntax errors become one
+// positioned diagnostic.
 std::optional<YAML::Node> parseDocument(std::string_view text, const std::string& file,
                                         Diagnostics& out);
 

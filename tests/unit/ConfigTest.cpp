@@ -183,3 +183,29 @@ TEST_CASE("desired state documents are accepted or rejected whole") {
   auto dup = parseDesiredState(R"({"daemons":[)" + daemonJson("m", 64) + "," + daemonJson("m", 64) + "]}", "response");
   CHECK_FALSE(dup.value.has_value());
 }
+
+TEST_CASE("agent config and desired state refuse bytes that are not UTF-8 and say where") {
+  AgentConfig config;
+  Diagnostics out;
+  applyConfigText(config, "instance:\n  attributes: {site: Z\xFCrich}\n", "/etc/daemonlet/config.yaml", out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].format() == "/etc/daemonlet/config.yaml:2:23: invalid UTF-8 (byte 0xFC): only UTF-8 text is accepted");
+  CHECK(config.instance.attributes.empty());
+
+  TempDir dir;
+  dir.write("config.yaml", "listen: 127.0.0.1:1\n");
+  dir.write("config.d/10-site.yaml", "instance: {cluster: \"caf\xE9\"}\n");
+  auto loaded = loadAgentConfig(dir.path / "config.yaml", true);
+  CHECK_FALSE(loaded.ok());
+  REQUIRE(loaded.diagnostics.size() == 1);
+  CHECK(loaded.diagnostics[0].format() == (dir.path / "config.d/10-site.yaml").string() + ":1:25: invalid UTF-8 (byte 0xE9): only UTF-8 text is accepted");
+
+  // The agent logs and persists what it accepts as JSON; a response it cannot dump is
+  // rejected as a whole, like any other bad response.
+  const std::string response = R"({"generation":3,"tasks":[{"id":"t","definition":)" + daemonJson("web", 64) + "}],\n" +
+                               "\"instanceStatus\":\"ACTIVE\xA0\"}";
+  auto state = parseDesiredState(response, "control endpoint response");
+  CHECK_FALSE(state.value.has_value());
+  REQUIRE(state.diagnostics.size() == 1);
+  CHECK(state.diagnostics[0].format() == "control endpoint response:2:25: invalid UTF-8 (byte 0xA0): only UTF-8 text is accepted");
+}

@@ -223,3 +223,41 @@ TEST_CASE("numbers written as strings are refused where ECS wants numbers") {
   REQUIRE_FALSE(p.diagnostics.empty());
   CHECK(p.diagnostics[0].format() == "q.yaml:3:33: field 'containerDefinitions[0].memory': expected a number, got \"64\"");
 }
+
+TEST_CASE("bytes that are not UTF-8 are refused where they are, before any field is read") {
+  const std::string yaml = "family: f\ncontainerDefinitions:\n  - {name: a, image: i, memory: 64,\n     environment: [{name: V, value: caf\xE9}]}\n";
+  auto y = parseTaskDefinition(yaml, "t.yaml");
+  CHECK_FALSE(y.ok());
+  CHECK(errorsOf(y) == "t.yaml:4:40: invalid UTF-8 (byte 0xE9): only UTF-8 text is accepted\n");
+
+  auto j = parse("{\"family\":\"f\",\n\"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\"command\":[\"\xC3\xA9\", \"\xE9t\xE9\"]}]}");
+  CHECK_FALSE(j.ok());
+  CHECK(errorsOf(j) == "t.json:2:67: invalid UTF-8 (byte 0xE9): only UTF-8 text is accepted\n");
+
+  // Sequences a lenient decoder lets through and json::dump() later throws on.
+  const std::pair<const char*, const char*> sequences[] = {
+      {"\xC0\xAF", "0xC0"},          // overlong '/'
+      {"\xE0\x80\xAF", "0xE0"},      // overlong, three bytes
+      {"\xED\xA0\x80", "0xED"},      // UTF-16 surrogate
+      {"\xF4\x90\x80\x80", "0xF4"},  // past U+10FFFF
+      {"\xF8\x88\x80\x80\x80", "0xF8"},
+      {"\x80", "0x80"},              // continuation with no lead
+      {"\xE2\x82", "0xE2"},          // cut short by the closing quote
+  };
+  for (const auto& [bytes, first] : sequences) {
+    INFO(first);
+    auto p = parse(std::string(R"({"family":"f","containerDefinitions":[{"name":"a","image":")") + bytes + R"("}]})");
+    CHECK_FALSE(p.ok());
+    CHECK(errorsOf(p) == std::string("t.json:1:60: invalid UTF-8 (byte ") + first + "): only UTF-8 text is accepted\n");
+  }
+  auto truncated = parseTaskDefinition("family: f\xE2\x82", "t.yaml");
+  CHECK(errorsOf(truncated) == "t.yaml:1:10: invalid UTF-8 (byte 0xE2): only UTF-8 text is accepted\n");
+
+  // Every well-formed width still passes, and its hash does not depend on a lossy dump.
+  auto ok = parse("{\"family\":\"f\",\"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\"memory\":64,"
+                  "\"command\":[\"\xC3\xA9\",\"\xE2\x82\xAC\",\"\xF0\x9F\x98\x80\",\"\xEF\xBF\xBF\"]}]}");
+  INFO(errorsOf(ok));
+  REQUIRE(ok.ok());
+  CHECK(ok.value->containers[0].command == std::vector<std::string>{"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xEF\xBF\xBF"});
+  CHECK(ok.value->canonicalJson.find("\xF0\x9F\x98\x80") != std::string::npos);
+}
