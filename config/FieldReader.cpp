@@ -91,6 +91,58 @@ bool checkUtf8(std::string_view text, const std::string& file, Diagnostics& out)
   return false;
 }
 
+// nlohmann's message without its "[json.exception...] parse error at line 2, column 10:"
+// and "syntax error while parsing value -" prefixes, which repeat what the position says.
+std::string jsonErrorDetail(const std::string& what) {
+  std::string detail = what;
+  if (auto at = detail.find("parse error"); at != std::string::npos) {
+    if (auto colon = detail.find(": ", at); colon != std::string::npos) detail = detail.substr(colon + 2);
+  }
+  if (detail.rfind("syntax error while parsing", 0) == 0) {
+    if (auto dash = detail.find(" - "); dash != std::string::npos) detail = detail.substr(dash + 3);
+  }
+  return detail;
+}
+
+int hexValue(std::string_view s) {
+  int v = 0;
+  for (char c : s) {
+    v *= 16;
+    if (c >= '0' && c <= '9') v += c - '0';
+    else if (c >= 'a' && c <= 'f') v += c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v += c - 'A' + 10;
+    else return -1;
+  }
+  return v;
+}
+
+// JSON writes a character past U+FFFF as a surrogate pair of \u escapes; yaml-cpp refuses
+// those ("invalid unicode"), so they become YAML's \U escape. Only valid JSON comes here,
+// where every backslash is inside a string. The rest of such a line reads two columns to
+// the left in diagnostics: no YAML escape of the same code point is twelve bytes long.
+std::string joinSurrogatePairs(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    if (json[i] != '\\' || i + 1 >= json.size()) {
+      out += json[i];
+      continue;
+    }
+    if (json[i + 1] == 'u' && i + 12 <= json.size() && json.substr(i + 6, 2) == "\\u") {
+      const int high = hexValue(json.substr(i + 2, 4));
+      const int low = hexValue(json.substr(i + 8, 4));
+      if (high >= 0xD800 && high <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
+        out += fmt::format("\\U{:08X}", 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00));
+        i += 11;
+        continue;
+      }
+    }
+    out += json.substr(i, 2);  // any other escape, including an escaped backslash
+    ++i;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string joinField(const std::string& prefix, std::string_view key) {
@@ -277,6 +329,31 @@ std::optional<YAML::Node> parseDocument(std::string_view text, const std::string
     out.push_back(std::move(d));
     return std::nullopt;
   }
+}
+
+// Strictness comes from nlohmann::json; the values and their positions still come from
+// yaml-cpp, which reads any valid JSON as the same document, so that a .json and a .yaml
+// definition get one reader and the same field-level diagnostics.
+std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::string& file,
+                                            Diagnostics& out) {
+  if (!checkUtf8(text, file, out)) return std::nullopt;
+  try {
+    [[maybe_unused]] const auto checked = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // `byte` is 1-based and names the character the parser stopped at.
+    std::size_t offset = e.byte > 0 ? e.byte - 1 : 0;
+    std::string message = "invalid JSON: " + jsonErrorDetail(e.what());
+    if (offset > 0 && offset < text.size() && (text[offset] == ']' || text[offset] == '}')) {
+      const std::size_t comma = text.find_last_not_of(" \t\r\n", offset - 1);
+      if (comma != std::string_view::npos && text[comma] == ',') {
+        message = fmt::format("invalid JSON: trailing comma before '{}'", text[offset]);
+        offset = comma;
+      }
+    }
+    out.push_back(atOffset(text, offset, file, std::move(message)));
+    return std::nullopt;
+  }
+  return parseDocument(joinSurrogatePairs(text), file, out);
 }
 
 // parseDocument() already refused text that is not UTF-8; replacing rather than throwing

@@ -1,7 +1,7 @@
 #pragma once
 // Internal to config/: typed access to a YAML/JSON document that reports every problem
 // with its file, line, column and field path. yaml-cpp parses JSON too, which is why both
-// formats get positions.
+// formats get positions; nlohmann::json only decides whether a .json file is strict JSON.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -70,6 +70,11 @@ std::optional<std::size_t> firstInvalidUtf8(std::string_view text);
 // positioned diagnostic.
 std::optional<YAML::Node> parseDocument(std::string_view text, const std::string& file,
                                         Diagnostics& out);
+
+// The same for text that must be strict JSON (RFC 8259): what YAML would also accept, such
+// as a trailing comma or a comment, is an error here.
+std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::string& file,
+                                            Diagnostics& out);
 
 // The document as JSON with sorted keys and no whitespace; plain scalars keep their
 // YAML core-schema type, quoted ones are strings.

@@ -570,9 +570,19 @@ std::optional<std::string> readTextFile(const std::filesystem::path& path, Diagn
   return text.str();
 }
 
+DocumentFormat formatOf(const std::string& origin) {
+  return std::filesystem::path(origin).extension() == ".json" ? DocumentFormat::Json : DocumentFormat::Yaml;
+}
+
 Parsed<TaskDefinition> parseTaskDefinition(std::string_view text, const std::string& origin) {
+  return parseTaskDefinition(text, origin, formatOf(origin));
+}
+
+Parsed<TaskDefinition> parseTaskDefinition(std::string_view text, const std::string& origin,
+                                           DocumentFormat format) {
   Parsed<TaskDefinition> out;
-  auto doc = parseDocument(text, origin, out.diagnostics);
+  auto doc = format == DocumentFormat::Json ? parseJsonDocument(text, origin, out.diagnostics)
+                                            : parseDocument(text, origin, out.diagnostics);
   if (!doc) return out;
   FieldReader reader(origin, out.diagnostics);
   guardParse(out.diagnostics, origin, [&] { out.value = readTaskDefinition(*doc, reader, ""); });

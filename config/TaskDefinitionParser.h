@@ -10,7 +10,16 @@
 
 namespace daemonlet::config {
 
+enum class DocumentFormat { Yaml, Json };
+
+// A name ending in .json is strict JSON; anything else is YAML, of which JSON is a part.
+DocumentFormat formatOf(const std::string& origin);
+
 // `origin` names the input in diagnostics (a file path, or a URL and field for HTTP).
+Parsed<TaskDefinition> parseTaskDefinition(std::string_view text, const std::string& origin,
+                                           DocumentFormat format);
+
+// The format is formatOf(origin): callers pass the file name the text came from.
 Parsed<TaskDefinition> parseTaskDefinition(std::string_view text, const std::string& origin);
 
 Parsed<TaskDefinition> loadTaskDefinitionFile(const std::filesystem::path& path);

@@ -261,3 +261,56 @@ TEST_CASE("bytes that are not UTF-8 are refused where they are, before any field
   CHECK(ok.value->containers[0].command == std::vector<std::string>{"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xEF\xBF\xBF"});
   CHECK(ok.value->canonicalJson.find("\xF0\x9F\x98\x80") != std::string::npos);
 }
+
+TEST_CASE("a .json definition is strict JSON while the same text as .yaml is YAML") {
+  struct Case {
+    const char* what;
+    const char* text;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"trailing comma in a list", "{\"family\":\"f\",\n \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\"},]}",
+       "t.json:2:50: invalid JSON: trailing comma before ']'"},
+      {"trailing comma in an object", "{\"family\":\"f\",\n \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\n }]}",
+       "t.json:2:49: invalid JSON: trailing comma before '}'"},
+      {"comment", "# a comment\n{\"family\":\"f\",\"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\"}]}",
+       "t.json:1:1: invalid JSON: invalid literal; last read: '#'"},
+      {"unquoted key", "{family: \"f\", \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\"}]}",
+       "t.json:1:4: invalid JSON: invalid literal; last read: '{fam'; expected string literal"},
+      {"single quotes", "{'family': 'f', \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\"}]}",
+       "t.json:1:2: invalid JSON: invalid literal; last read: '{''; expected string literal"},
+      {"block YAML", "family: f\ncontainerDefinitions:\n  - {name: a, image: i}\n",
+       "t.json:1:3: invalid JSON: invalid literal; last read: 'fam'"},
+      {"two documents", "{\"family\":\"f\",\"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\"}]}\n{}",
+       "t.json:2:1: invalid JSON: unexpected '{'; expected end of input"},
+      {"empty file", "", "t.json:1:1: invalid JSON: unexpected end of input; expected '[', '{', or a literal"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto p = parse(c.text);
+    CHECK_FALSE(p.ok());
+    CHECK(errorsOf(p) == std::string(c.error) + "\n");
+  }
+  // YAML flow syntax allows what JSON does not: the extension decides, not the content.
+  auto yaml = parseTaskDefinition(cases[0].text, "t.yaml");
+  INFO(errorsOf(yaml));
+  CHECK(yaml.ok());
+}
+
+TEST_CASE("valid JSON that yaml-cpp alone would misread") {
+  // A surrogate pair is how JSON escapes characters past U+FFFF (Python's json.dumps does
+  // it by default); yaml-cpp refuses it as "invalid unicode".
+  auto ok = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"command":["\ud83d\ude00 \u00e9\/", "\uD83D\uDE00"]}]})");
+  INFO(errorsOf(ok));
+  REQUIRE(ok.ok());
+  CHECK(ok.value->containers[0].command == std::vector<std::string>{"\xF0\x9F\x98\x80 \xC3\xA9/", "\xF0\x9F\x98\x80"});
+  // A lone surrogate is no character at all.
+  auto lone = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","command":["\ud83d"]}]})");
+  CHECK_FALSE(lone.ok());
+  CHECK(errorsOf(lone).rfind("t.json:1:", 0) == 0);
+}
+
+TEST_CASE("valid JSON with wrong fields is still positioned by field") {
+  auto p = parse("{\n  \"family\": \"f\",\n  \"containerDefinitions\": [{\"name\": \"a\", \"image\": \"i\", \"memory\": \"\\u0036\\u0034\"}]\n}");
+  CHECK(errorsOf(p) == "t.json:3:66: field 'containerDefinitions[0].memory': expected a number, got \"64\"\n");
+}
