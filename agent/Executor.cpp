@@ -252,11 +252,12 @@ asio::awaitable<runtime::Result<std::string>> Executor::createResolvingConflict(
               action.owner, spec.name, holder->id.substr(0, 12));
     co_return holder->id;
   }
+  auto managed = labels.find(label::kManaged);
   auto instance = labels.find(label::kInstance);
+  const bool ours = managed != labels.end() && managed->second == "true" && instance != labels.end();
   co_return runtime::Error{runtime::Error::Code::Conflict,
                            fmt::format("the name {} is taken by container {} ({}); daemonlet leaves it alone: remove or rename it", spec.name,
-                                       holder->id.substr(0, 12),
-                                       instance != labels.end() ? "managed by instance '" + instance->second + "'" : "not managed by daemonlet")};
+                                       holder->id.substr(0, 12), ours ? "managed by instance '" + instance->second + "'" : "not managed by daemonlet")};
 }
 
 std::vector<std::string> readEnvironmentFiles(const std::vector<std::string>& paths, std::string& error) {
