@@ -33,26 +33,37 @@ bool plainFloat(const std::string& s) {
   return std::regex_match(s, number);
 }
 
-nlohmann::json toJson(const YAML::Node& node) {
+// The YAML core-schema value of a plain scalar; a string when it is none of the others.
+nlohmann::json plainValue(const std::string& s) {
+  if (isNullScalar(s)) return nullptr;
+  if (auto b = plainBool(s)) return *b;
+  if (auto i = plainInteger(s)) return *i;
+  if (plainFloat(s)) return std::strtod(s.c_str(), nullptr);
+  return s;
+}
+
+nlohmann::json toJson(const YAML::Node& node, const FieldReader& reader) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.Scalar()] = toJson(kv.second);
+      for (const auto& kv : node) out[kv.first.Scalar()] = toJson(kv.second, reader);
       return out;
     }
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(toJson(item));
+      for (const auto& item : node) out.push_back(toJson(item, reader));
       return out;
     }
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
       if (isQuoted(node)) return s;
-      if (isNullScalar(s)) return nullptr;
-      if (auto b = plainBool(s)) return *b;
-      if (auto i = plainInteger(s)) return *i;
-      if (plainFloat(s)) return std::strtod(s.c_str(), nullptr);
-      return s;
+      nlohmann::json value = plainValue(s);
+      // Null keeps its old rendering whatever its spelling: what null means is decided
+      // elsewhere, and the hashes of existing definitions depend on it.
+      if (value.is_null() || value.is_string() || reader.readAsValue(node)) return value;
+      // A string field holding 1.20 must not come back from state.json as 1.2.
+      if (value.dump() != s) return s;
+      return value;
     }
     default:
       return nullptr;
@@ -203,10 +214,21 @@ std::optional<std::string> FieldReader::string(const YAML::Node& value, const st
   return value.Scalar();
 }
 
+bool FieldReader::readAsValue(const YAML::Node& scalar) const {
+  return scalar.Mark().pos >= 0 && readAsValue_.count(scalar.Mark().pos) > 0;
+}
+
+void FieldReader::noteReadAsValue(const YAML::Node& scalar) {
+  if (scalar.Mark().pos >= 0) readAsValue_.insert(scalar.Mark().pos);
+}
+
 std::optional<std::int64_t> FieldReader::integer(const YAML::Node& value, const std::string& field) {
   if (!value.IsDefined() || value.IsNull()) return std::nullopt;
   if (value.IsScalar() && !isQuoted(value)) {
-    if (auto i = plainInteger(value.Scalar())) return i;
+    if (auto i = plainInteger(value.Scalar())) {
+      noteReadAsValue(value);
+      return i;
+    }
     if (plainFloat(value.Scalar())) {
       error(value, field, fmt::format("expected a whole number, got {}", describe(value)));
       return std::nullopt;
@@ -219,7 +241,10 @@ std::optional<std::int64_t> FieldReader::integer(const YAML::Node& value, const 
 std::optional<bool> FieldReader::boolean(const YAML::Node& value, const std::string& field) {
   if (!value.IsDefined() || value.IsNull()) return std::nullopt;
   if (value.IsScalar() && !isQuoted(value)) {
-    if (auto b = plainBool(value.Scalar())) return b;
+    if (auto b = plainBool(value.Scalar())) {
+      noteReadAsValue(value);
+      return b;
+    }
   }
   error(value, field, fmt::format("expected true or false, got {}", describe(value)));
   return std::nullopt;
@@ -358,8 +383,8 @@ std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::st
 
 // parseDocument() already refused text that is not UTF-8; replacing rather than throwing
 // stays so that computing a definition's identity can never end the process.
-std::string canonicalJson(const YAML::Node& document) {
-  return toJson(document).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+std::string canonicalJson(const YAML::Node& document, const FieldReader& reader) {
+  return toJson(document, reader).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void guardParse(Diagnostics& out, const std::string& origin, const std::function<void()>& parse) {

@@ -45,12 +45,17 @@ class FieldReader {
                  const std::set<std::string, std::less<>>& supported,
                  const std::set<std::string, std::less<>>& ignored);
 
+  // True when a getter above took this plain scalar as a number or boolean.
+  bool readAsValue(const YAML::Node& scalar) const;
+
  private:
   void add(Severity severity, const YAML::Node& at, const std::string& field,
            std::string message);
+  void noteReadAsValue(const YAML::Node& scalar);
 
   std::string file_;
   Diagnostics& out_;
+  std::set<int> readAsValue_;  // Mark().pos: unique per node within one document
 };
 
 // "a" + "b" -> "a.b"; "" + "b" -> "b"; "a" + "[2]" -> "a[2]".
@@ -76,9 +81,13 @@ std::optional<YAML::Node> parseDocument(std::string_view text, const std::string
 std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::string& file,
                                             Diagnostics& out);
 
-// The document as JSON with sorted keys and no whitespace; plain scalars keep their
-// YAML core-schema type, quoted ones are strings.
-std::string canonicalJson(const YAML::Node& document);
+// The document as JSON with sorted keys and no whitespace. Quoted scalars are strings.
+// A plain scalar is rendered by value (number, boolean, null) when `reader` read it as a
+// number or boolean, or when its text is exactly how JSON writes that value ("5", "0.5",
+// "true"); any other plain scalar ("1.20", "007", "True") is a string with its source text.
+// That makes the rendering a fixed point of "dump, parse as JSON, read again", so that a
+// definition saved in state.json comes back with the same values and the same hash.
+std::string canonicalJson(const YAML::Node& document, const FieldReader& reader);
 
 // Runs `parse`; an exception escaping it (a parser bug, or yaml-cpp on input nobody
 // foresaw) becomes an error on `origin` instead of ending the process.

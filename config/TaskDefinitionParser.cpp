@@ -100,7 +100,7 @@ class DefinitionReader {
       }
     }
     checkDefinition(def, node, prefix);
-    def.canonicalJson = canonicalJson(node);
+    def.canonicalJson = canonicalJson(node, r_);
     def.hash = sha256Hex(def.canonicalJson).substr(0, 12);
     return def;
   }

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "config/TaskDefinitionParser.h"
 
@@ -20,6 +21,14 @@ std::string errorsOf(const Parsed<TaskDefinition>& p) {
 }
 
 Parsed<TaskDefinition> parse(const std::string& text) { return parseTaskDefinition(text, "t.json"); }
+
+// What agent/StateStore does to a definition between two runs of the agent: the canonical
+// JSON is embedded in state.json by nlohmann::json and read back through the parser.
+Parsed<TaskDefinition> throughStateFile(const TaskDefinition& def) {
+  const nlohmann::json entry = {{"sourceFile", def.sourceFile}, {"definition", nlohmann::json::parse(def.canonicalJson)}};
+  const nlohmann::json saved = nlohmann::json::parse(entry.dump());
+  return parseTaskDefinition(saved["definition"].dump(), saved["sourceFile"].get<std::string>());
+}
 
 }  // namespace
 
@@ -313,4 +322,56 @@ TEST_CASE("valid JSON that yaml-cpp alone would misread") {
 TEST_CASE("valid JSON with wrong fields is still positioned by field") {
   auto p = parse("{\n  \"family\": \"f\",\n  \"containerDefinitions\": [{\"name\": \"a\", \"image\": \"i\", \"memory\": \"\\u0036\\u0034\"}]\n}");
   CHECK(errorsOf(p) == "t.json:3:66: field 'containerDefinitions[0].memory': expected a number, got \"64\"\n");
+}
+
+TEST_CASE("plain YAML scalars keep their source text through the state file too") {
+  const char* yaml = R"(family: f
+containerDefinitions:
+  - name: a
+    image: i
+    memory: +064
+    essential: True
+    user: 0100
+    command: [run, 1.20, 007, 1e3, True, -0, 99999999999999999999, 5, 0.5, 10.0]
+    environment: [{name: V, value: 1.20}, {name: N, value: 12}]
+    logConfiguration: {logDriver: json-file, options: {max-size: 1.50}}
+    healthCheck: {command: [CMD, check, 2.0], retries: 03}
+volumes:
+  - name: v
+    dockerVolumeConfiguration: {labels: {version: 1.10}, driverOpts: {o: 0x10}}
+)";
+  const std::vector<std::string> command = {"run", "1.20", "007", "1e3", "True", "-0", "99999999999999999999", "5", "0.5", "10.0"};
+  for (const char* source : {"/defs/t.yaml", "/defs/t.json"}) {
+    INFO(source);
+    auto first = parseTaskDefinition(yaml, "t.yaml");
+    INFO(errorsOf(first));
+    REQUIRE(first.ok());
+    first.value->sourceFile = source;  // a .json source is re-read as strict JSON
+    auto again = throughStateFile(*first.value);
+    INFO(errorsOf(again));
+    REQUIRE(again.ok());
+    for (const auto* d : {&*first.value, &*again.value}) {
+      const auto& c = d->containers[0];
+      CHECK(c.environment[0].value == "1.20");
+      CHECK(c.environment[1].value == "12");
+      CHECK(c.command == command);
+      CHECK(c.user == "0100");
+      CHECK(c.memory == 64);
+      CHECK(c.essential);
+      CHECK(c.logConfiguration->options.at("max-size") == "1.50");
+      CHECK(c.healthCheck->command == std::vector<std::string>{"CMD", "check", "2.0"});
+      CHECK(c.healthCheck->retries == 3);
+      CHECK(d->volumes[0].dockerVolume->labels.at("version") == "1.10");
+      CHECK(d->volumes[0].dockerVolume->driverOpts.at("o") == "0x10");
+    }
+    CHECK(again.value->canonicalJson == first.value->canonicalJson);
+    CHECK(again.value->hash == first.value->hash);  // the same revision, not a rollout
+  }
+}
+
+TEST_CASE("definitions without re-rendered scalars keep the hash they always had") {
+  // Changing these would recreate every running container on upgrade.
+  auto p = parseTaskDefinition("family: f\ncontainerDefinitions:\n  - {name: a, image: i, memory: 64, essential: true, command: [x, 5, 0.5, true]}\n", "t.yaml");
+  REQUIRE(p.ok());
+  CHECK(p.value->canonicalJson == R"({"containerDefinitions":[{"command":["x",5,0.5,true],"essential":true,"image":"i","memory":64,"name":"a"}],"family":"f"})");
 }
