@@ -25,7 +25,7 @@ trap cleanup EXIT
 in_box() { docker exec "$box" "$@"; }
 epoch() { date -d "$1" +%s.%N; }
 
-# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, ~1 min), and the
+# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, 1-3 min), and the
 # image imported from it. Both are caches outside build/, so both are checked before each
 # use (tests/support/cache.sh): the image against its recipe label and a probe on every
 # run, the tar, when the image must be imported from it, against its stamp (recipe hash,
@@ -61,7 +61,7 @@ else
   if rootfs_ok; then
     say "cache $rootfs: verified (recipe $hash)"
   else
-    untrusted "$rootfs" "building it with mmdebstrap (~1 min)"
+    untrusted "$rootfs" "building it with mmdebstrap (1-3 min)"
     # Leftovers of an interrupted build, or of the old .tar.partial name (a directory).
     rm -rf "$partial" "$cache/rootfs.tar.partial"
     mmdebstrap "${mm_args[@]}" "$partial" >"$work/mmdebstrap.log" 2>&1 \
