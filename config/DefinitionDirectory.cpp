@@ -114,7 +114,8 @@ DirectoryLoad loadDefinitionDirectory(const fs::path& dir, const DesiredState* l
     auto parsed = loadTaskDefinitionFile(file);
     out.diagnostics.insert(out.diagnostics.end(), parsed.diagnostics.begin(), parsed.diagnostics.end());
     if (parsed.ok()) {
-      out.state.tasks.push_back({id, std::move(*parsed.value)});
+      const TaskRestart restart = parsed.value->restart.value_or(TaskRestart::Always);
+      out.state.tasks.push_back({id, std::move(*parsed.value), restart});
     } else if (const ApplicationTask* previous = lastGood ? lastGood->task(id) : nullptr) {
       out.state.tasks.push_back(*previous);
       note(out.diagnostics, file, Severity::Warning, fmt::format("keeping the last good version of task '{}'", id));

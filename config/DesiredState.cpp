@@ -27,25 +27,17 @@ const char* toString(InstanceStatus status) {
   return status == InstanceStatus::Active ? "ACTIVE" : "DRAINING";
 }
 
-const char* toString(TaskRestart restart) {
-  switch (restart) {
-    case TaskRestart::Always: return "always";
-    case TaskRestart::OnFailure: return "on-failure";
-    case TaskRestart::Never: return "never";
-  }
-  return "?";
-}
-
-std::optional<TaskRestart> parseTaskRestart(std::string_view text) {
-  for (auto r : {TaskRestart::Always, TaskRestart::OnFailure, TaskRestart::Never}) {
-    if (text == toString(r)) return r;
-  }
-  return std::nullopt;
-}
-
 bool isValidTaskId(const std::string& id) {
   static const std::regex pattern("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
   return std::regex_match(id, pattern);
+}
+
+TaskRestart readTaskRestart(const YAML::Node& node, FieldReader& r, const std::string& field) {
+  auto text = r.string(node, field);
+  if (!text) return TaskRestart::Always;
+  auto restart = parseTaskRestart(*text);
+  if (!restart) r.error(node, field, fmt::format("expected always, on-failure or never, got \"{}\"", *text));
+  return restart.value_or(TaskRestart::Always);
 }
 
 namespace {
@@ -77,7 +69,7 @@ std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::s
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       const std::string f = fmt::format("tasks[{}]", i);
       if (!r.expectMap(tasks[i], f)) continue;
-      r.checkKeys(tasks[i], f, {"id", "definition"}, {});
+      r.checkKeys(tasks[i], f, {"id", "definition", "restart"}, {});
       auto id = r.string(tasks[i]["id"], joinField(f, "id"));
       if (!tasks[i]["id"].IsDefined()) r.error(tasks[i], joinField(f, "id"), "required field is missing");
       if (id && !isValidTaskId(*id)) r.error(tasks[i]["id"], joinField(f, "id"), fmt::format("'{}' is not a valid task id: use letters, digits, '.', '-' or '_'", *id));
@@ -87,7 +79,8 @@ std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::s
         continue;
       }
       auto def = readTaskDefinition(tasks[i]["definition"], r, joinField(f, "definition"));
-      if (id && def) state.tasks.push_back({*id, std::move(*def)});
+      auto restart = readTaskRestart(tasks[i]["restart"], r, joinField(f, "restart"));
+      if (id && def) state.tasks.push_back({*id, std::move(*def), restart});
     }
   }
   return state;

@@ -14,9 +14,6 @@ namespace daemonlet::config {
 
 enum class InstanceStatus { Active, Draining };
 
-// What happens when a task stops on its own (DESIGN 3.4 "Task restarts").
-enum class TaskRestart { Always, OnFailure, Never };
-
 struct ApplicationTask {
   std::string id;
   TaskDefinition definition;
@@ -34,8 +31,6 @@ struct DesiredState {
 };
 
 const char* toString(InstanceStatus status);
-const char* toString(TaskRestart restart);
-std::optional<TaskRestart> parseTaskRestart(std::string_view text);
 
 // Task ids become container names: letters, digits, '.', '-', '_'.
 bool isValidTaskId(const std::string& id);

@@ -18,6 +18,22 @@ const char* toString(NetworkMode mode) {
   return "?";
 }
 
+const char* toString(TaskRestart restart) {
+  switch (restart) {
+    case TaskRestart::Always: return "always";
+    case TaskRestart::OnFailure: return "on-failure";
+    case TaskRestart::Never: return "never";
+  }
+  return "?";
+}
+
+std::optional<TaskRestart> parseTaskRestart(std::string_view text) {
+  for (auto r : {TaskRestart::Always, TaskRestart::OnFailure, TaskRestart::Never}) {
+    if (text == toString(r)) return r;
+  }
+  return std::nullopt;
+}
+
 const char* toString(DependencyCondition condition) {
   switch (condition) {
     case DependencyCondition::Start: return "START";

@@ -5,12 +5,15 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace daemonlet::config {
 
 enum class NetworkMode { Bridge, Host, None };
 enum class DependencyCondition { Start, Complete, Success, Healthy };
+// What happens when an application task stops on its own (DESIGN 3.4 "Task restarts").
+enum class TaskRestart { Always, OnFailure, Never };
 
 struct EnvironmentVariable {
   std::string name;
@@ -131,6 +134,7 @@ struct TaskDefinition {
   std::vector<Volume> volumes;
   std::vector<ContainerDefinition> containers;
   bool critical = true;  // daemons only: holds the slot gate (P2)
+  std::optional<TaskRestart> restart;  // task files only: the top-level `restart` field
 
   std::string sourceFile;     // where it was read from, for messages
   std::string canonicalJson;  // the whole document, keys sorted: the identity of a revision
@@ -141,5 +145,7 @@ struct TaskDefinition {
 
 const char* toString(NetworkMode mode);
 const char* toString(DependencyCondition condition);
+const char* toString(TaskRestart restart);
+std::optional<TaskRestart> parseTaskRestart(std::string_view text);
 
 }  // namespace daemonlet::config

@@ -22,7 +22,7 @@ constexpr std::int64_t kMaxTimeoutSeconds = 3600;
 using KeySet = std::set<std::string, std::less<>>;
 
 const KeySet kTaskFields = {"family", "revision", "cpu", "memory", "networkMode", "pidMode",
-                            "volumes", "containerDefinitions", "critical"};
+                            "volumes", "containerDefinitions", "critical", "restart"};
 const KeySet kTaskIgnored = {
     "executionRoleArn", "taskRoleArn", "requiresCompatibilities", "compatibilities",
     "taskDefinitionArn", "status", "registeredAt", "registeredBy", "deregisteredAt",
@@ -86,6 +86,7 @@ class DefinitionReader {
       }
     }
     if (auto critical = r_.boolean(node["critical"], joinField(prefix, "critical"))) def.critical = *critical;
+    if (node["restart"].IsDefined() && !node["restart"].IsNull()) def.restart = readTaskRestart(node["restart"], r_, joinField(prefix, "restart"));
     readVolumes(node["volumes"], joinField(prefix, "volumes"), def);
 
     const std::string containersField = joinField(prefix, "containerDefinitions");

@@ -15,4 +15,8 @@ namespace daemonlet::config {
 std::optional<TaskDefinition> readTaskDefinition(const YAML::Node& node, FieldReader& reader,
                                                  const std::string& prefix);
 
+// `restart: always | on-failure | never` of a task (a task file's top level, or a task
+// entry of a desired-state document); always when absent.
+TaskRestart readTaskRestart(const YAML::Node& node, FieldReader& reader, const std::string& field);
+
 }  // namespace daemonlet::config

@@ -81,3 +81,23 @@ TEST_CASE("definitions directory: a root that never existed at first start is an
   CHECK(load.problems.empty());
   CHECK_FALSE(hasErrors(load.diagnostics));
 }
+
+TEST_CASE("task restart mode: a task file's top-level restart, a desired-state entry's restart") {
+  TempDir dir;
+  dir.write("defs/tasks/once.json", R"({"family": "job", "restart": "on-failure", "containerDefinitions": [{"name": "main", "image": "i", "memory": 32}]})");
+  dir.write("defs/tasks/web.yaml", "family: web\ncontainerDefinitions: [{name: main, image: i, memory: 32}]\n");
+  auto load = loadDefinitionDirectory(dir.path / "defs");
+  REQUIRE(load.state.tasks.size() == 2);
+  CHECK(load.state.task("once")->restart == TaskRestart::OnFailure);
+  CHECK(load.state.task("web")->restart == TaskRestart::Always);
+
+  dir.write("defs/tasks/bad.json", R"({"family": "job", "restart": "sometimes", "containerDefinitions": [{"name": "main", "image": "i", "memory": 32}]})");
+  auto bad = loadDefinitionDirectory(dir.path / "defs");
+  REQUIRE(hasErrors(bad.diagnostics));
+  CHECK(bad.diagnostics[0].format().find("restart") != std::string::npos);
+
+  auto desired = parseDesiredState(R"({"tasks": [{"id": "a", "restart": "never", "definition": {"family": "f", "containerDefinitions": [{"name": "m", "image": "i", "memory": 8}]}}]})", "response");
+  REQUIRE(desired.ok());
+  CHECK(desired.value->tasks[0].restart == TaskRestart::Never);
+  CHECK_FALSE(parseDesiredState(R"({"tasks": [{"id": "a", "restart": 3, "definition": {"family": "f", "containerDefinitions": [{"name": "m", "image": "i", "memory": 8}]}}]})", "response").ok());
+}
