@@ -250,7 +250,11 @@ asio::awaitable<int> Agent::run() {
       log_.info("introspection API on http://{}", config_.listen);
     } else {
       log_.error("introspection API not started: {}", listening.error().message);
-      api_.reset();
+    }
+    if (auto socket = api_->listenSocket(config_.apiSocket)) {
+      log_.info("API socket (drain, undrain) at {}", config_.apiSocket);
+    } else {
+      log_.error("API socket not started: {}; daemonlet drain and undrain will not reach this agent", socket.error().message);
     }
   }
   if (!options_.dryRun && !options_.once) {

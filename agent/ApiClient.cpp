@@ -12,7 +12,7 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) 
 
 }  // namespace
 
-ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs,
+ApiReply callApi(const std::string& endpoint, const std::string& method, const std::string& path, long timeoutMs,
                  const std::string& body) {
   ApiReply reply;
   CURL* curl = curl_easy_init();
@@ -20,8 +20,10 @@ ApiReply callApi(const std::string& listen, const std::string& method, const std
     reply.error = "libcurl failed to initialise";
     return reply;
   }
-  const std::string url = "http://" + listen + path;
+  const bool socket = !endpoint.empty() && endpoint.front() == '/';
+  const std::string url = "http://" + (socket ? std::string("localhost") : endpoint) + path;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (socket) curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, endpoint.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (method != "GET") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());

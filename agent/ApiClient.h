@@ -12,7 +12,8 @@ struct ApiReply {
   std::string error;  // why there was no answer
 };
 
-ApiReply callApi(const std::string& listen, const std::string& method, const std::string& path, long timeoutMs = 5000,
+// `endpoint` is HOST:PORT, or the path of a unix socket (starting with '/').
+ApiReply callApi(const std::string& endpoint, const std::string& method, const std::string& path, long timeoutMs = 5000,
                  const std::string& body = "");
 
 }  // namespace daemonlet::agent

@@ -80,11 +80,14 @@ Usage:
   daemonlet run      [flags]              run the agent (see 'daemonlet run --help')
   daemonlet validate FILE|DIR...          check task definitions or agent config files;
                                           prints FILE:LINE:COL: message, exits 1 on error
-  daemonlet status   [--listen HOST:PORT] [--json]
+  daemonlet status   [--socket PATH | --listen HOST:PORT] [--json]
                                           phase, daemons, tasks and capacity of a running agent
-  daemonlet drain    [--listen HOST:PORT] [--wait] [--timeout SECONDS]
+  daemonlet drain    [--socket PATH] [--wait] [--timeout SECONDS]
                                           stop admitting and stop application tasks
-  daemonlet undrain  [--listen HOST:PORT]  admit application tasks again after a drain
+  daemonlet undrain  [--socket PATH]      admit application tasks again after a drain
+
+status, drain and undrain talk to the agent's API socket (apiSocket, default
+/run/daemonlet/api.sock: root and the daemonlet group). The TCP listener is read-only.
   daemonlet version                       print the version
 
 Exit codes: 0 success, 1 failure (invalid input, not converged), 2 usage error.
@@ -155,25 +158,25 @@ Command parseCommandLine(const std::vector<std::string>& args) {
     return v;
   }
   if (command == "status") {
-    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet status [--listen HOST:PORT] [--json]\n"};
+    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet status [--socket PATH | --listen HOST:PORT] [--json]\n\nAsks the agent over its API socket (default /run/daemonlet/api.sock), or over its\nread-only TCP listener with --listen.\n"};
     StatusCommand s;
-    if (auto err = parseFlags(command, args, 2, {{"--listen", into(s.listen)}, {"--json", set(s.json)}}, nullptr)) return *err;
+    if (auto err = parseFlags(command, args, 2, {{"--socket", into(s.endpoint)}, {"--listen", into(s.endpoint)}, {"--json", set(s.json)}}, nullptr)) return *err;
     return s;
   }
   if (command == "drain") {
-    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet drain [--listen HOST:PORT] [--wait] [--timeout SECONDS]\n"};
+    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet drain [--socket PATH] [--wait] [--timeout SECONDS]\n\nStops admitting application tasks and stops those running; daemons keep running.\nGoes through the API socket (default /run/daemonlet/api.sock). --wait returns once the\nruntime confirms no application container runs.\n"};
     DrainCommand d;
     FlagSpec timeout{true, [&d](const std::string& v) {
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d.timeoutSeconds);
       return ec == std::errc{} && end == v.data() + v.size() && d.timeoutSeconds >= 0;
     }};
-    if (auto err = parseFlags(command, args, 2, {{"--listen", into(d.listen)}, {"--wait", set(d.wait)}, {"--timeout", timeout}}, nullptr)) return *err;
+    if (auto err = parseFlags(command, args, 2, {{"--socket", into(d.socket)}, {"--wait", set(d.wait)}, {"--timeout", timeout}}, nullptr)) return *err;
     return d;
   }
   if (command == "undrain") {
-    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet undrain [--listen HOST:PORT]\n\nEnds a drain (daemonlet drain, or one resumed from stateDir/drain): application\ntasks are admitted again. Refused while the instance shuts down.\n"};
+    if (wantsHelp(args, 2)) return HelpRequest{"Usage: daemonlet undrain [--socket PATH]\n\nEnds a drain (daemonlet drain, or one resumed from stateDir/drain): application\ntasks are admitted again. Refused while the instance shuts down.\n"};
     UndrainCommand u;
-    if (auto err = parseFlags(command, args, 2, {{"--listen", into(u.listen)}}, nullptr)) return *err;
+    if (auto err = parseFlags(command, args, 2, {{"--socket", into(u.socket)}}, nullptr)) return *err;
     return u;
   }
   return UsageError{fmt::format("daemonlet: unknown command '{}'\n\n{}", command, mainHelp())};

@@ -27,19 +27,22 @@ struct ValidateCommand {
   std::vector<std::string> files;
 };
 
+inline constexpr const char* kDefaultApiSocket = "/run/daemonlet/api.sock";
+
 struct StatusCommand {
-  std::string listen = "127.0.0.1:51680";
+  std::string endpoint = kDefaultApiSocket;  // --socket PATH, or --listen HOST:PORT (read-only)
   bool json = false;
 };
 
+// Drain and undrain change the instance: only over the API socket (DESIGN 3.7).
 struct DrainCommand {
-  std::string listen = "127.0.0.1:51680";
+  std::string socket = kDefaultApiSocket;
   bool wait = false;
   int timeoutSeconds = 0;  // 0 = no limit
 };
 
 struct UndrainCommand {
-  std::string listen = "127.0.0.1:51680";
+  std::string socket = kDefaultApiSocket;
 };
 
 struct VersionCommand {};

@@ -1,5 +1,12 @@
 #include "agent/IntrospectionApi.h"
 
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
 #include <boost/beast/core.hpp>
 #include <fmt/format.h>
 
@@ -54,7 +61,7 @@ std::optional<tcp::endpoint> parseListenAddress(const std::string& hostPort) {
 }
 
 IntrospectionApi::IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log)
-    : executor_(executor), backend_(backend), log_(log), acceptor_(executor) {}
+    : executor_(executor), backend_(backend), log_(log), acceptor_(executor), socketAcceptor_(executor) {}
 
 IntrospectionApi::~IntrospectionApi() { stop(); }
 
@@ -62,6 +69,42 @@ void IntrospectionApi::stop() {
   *stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (socketAcceptor_.is_open()) {
+    socketAcceptor_.close(ec);
+    ::unlink(socketPath_.c_str());
+  }
+}
+
+runtime::Status IntrospectionApi::listenSocket(const std::string& path) {
+  namespace fs = std::filesystem;
+  using runtime::Error;
+  std::error_code fec;
+  fs::create_directories(fs::path(path).parent_path(), fec);
+  boost::system::error_code ec;
+  if (fs::exists(path, fec)) {
+    // Another agent still answering there must not lose its socket to us.
+    asio::io_context probeIo;
+    asio::local::stream_protocol::socket probe(probeIo);
+    probe.connect(asio::local::stream_protocol::endpoint(path), ec);
+    if (!ec) return Error{Error::Code::Conflict, fmt::format("apiSocket {}: another agent answers on it", path)};
+    ::unlink(path.c_str());
+  }
+  socketAcceptor_.open(asio::local::stream_protocol(), ec);
+  if (!ec) socketAcceptor_.bind(asio::local::stream_protocol::endpoint(path), ec);
+  if (!ec) socketAcceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{Error::Code::Unavailable, fmt::format("apiSocket {}: {}", path, ec.message())};
+  socketPath_ = path;
+  // Root and the daemonlet group may drain; nobody else. Without the group (or without
+  // CAP_CHOWN, as under the unit's empty capability set) it stays root's only.
+  if (::chmod(path.c_str(), 0660) != 0) {
+    socketAcceptor_.close(ec);
+    ::unlink(path.c_str());
+    return Error{Error::Code::PermissionDenied, fmt::format("apiSocket {}: cannot set its mode: {}", path, strerror(errno))};
+  }
+  if (const struct group* g = ::getgrnam("daemonlet"); g && ::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+    log_.warn("apiSocket {}: cannot give it to group daemonlet ({}); only root can drain", path, strerror(errno));
+  asio::co_spawn(executor_, acceptLoop(socketAcceptor_, Channel::Socket), asio::detached);
+  return runtime::Done{};
 }
 
 unsigned short IntrospectionApi::port() const {
@@ -86,23 +129,26 @@ runtime::Status IntrospectionApi::listen(const std::string& hostPort, bool allow
   if (!ec) acceptor_.bind(*endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return runtime::Error{runtime::Error::Code::Unavailable, fmt::format("listen on {}: {}", hostPort, ec.message())};
-  asio::co_spawn(executor_, acceptLoop(), asio::detached);
+  asio::co_spawn(executor_, acceptLoop(acceptor_, Channel::Tcp), asio::detached);
   return runtime::Done{};
 }
 
-asio::awaitable<void> IntrospectionApi::acceptLoop() {
+// The loops only log and go on: nothing in them throws past Beast's error codes.
+template <class Acceptor>
+asio::awaitable<void> IntrospectionApi::acceptLoop(Acceptor& acceptor, Channel channel) {
   auto stopped = stopped_;
   while (!*stopped) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (*stopped) co_return;
     if (ec) continue;
     if (connections_ >= kMaxConnections) continue;  // dropped: the socket closes here
-    asio::co_spawn(executor_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(executor_, serve(std::move(socket), channel), asio::detached);
   }
 }
 
-asio::awaitable<void> IntrospectionApi::serve(tcp::socket socket) {
+template <class Socket>
+asio::awaitable<void> IntrospectionApi::serve(Socket socket, Channel channel) {
   auto stopped = stopped_;
   ++connections_;
   struct Count {
@@ -112,10 +158,8 @@ asio::awaitable<void> IntrospectionApi::serve(tcp::socket socket) {
       if (!*stopped) --n;
     }
   } count{connections_, stopped};
-  beast::tcp_stream stream(std::move(socket));
+  beast::basic_stream<typename Socket::protocol_type, asio::any_io_executor> stream(std::move(socket));
   boost::system::error_code ec;
-  const auto remote = stream.socket().remote_endpoint(ec);
-  const bool loopback = !ec && remote.address().is_loopback();
   beast::flat_buffer buffer;
   while (!*stopped) {
     http::request_parser<http::string_body> parser;
@@ -133,18 +177,28 @@ asio::awaitable<void> IntrospectionApi::serve(tcp::socket socket) {
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
       break;
     }
-    Response res = handle(parser.get(), loopback);
+    Response res = handle(parser.get(), channel);
     const bool keepAlive = res.keep_alive();
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
     if (ec || !keepAlive) break;
   }
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
 }
 
-IntrospectionApi::Response IntrospectionApi::handle(const Request& req, bool fromLoopback) {
+IntrospectionApi::Response IntrospectionApi::handle(const Request& req, Channel channel) {
   std::string path(req.target());
-  if (const auto q = path.find('?'); q != std::string::npos) path.resize(q);
+  if (channel == Channel::Tcp && req.find(http::field::origin) != req.end()) {
+    // A browser: any web page could otherwise read this host's tasks or post a drain.
+    return error(req, http::status::forbidden, "requests from web pages (with an Origin header) are refused");
+  }
   const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (channel == Channel::Tcp && !get) {
+    auto res = error(req, http::status::method_not_allowed,
+                     "the TCP listener is read-only: drain and undrain go through the API socket (apiSocket; daemonlet drain)");
+    res.set(http::field::allow, "GET");
+    return res;
+  }
+  if (const auto q = path.find('?'); q != std::string::npos) path.resize(q);
   auto onlyGet = [&]() {
     auto res = error(req, http::status::method_not_allowed, fmt::format("{} takes GET", path));
     res.set(http::field::allow, "GET");
@@ -193,7 +247,6 @@ IntrospectionApi::Response IntrospectionApi::handle(const Request& req, bool fro
       res.set(http::field::allow, "POST, DELETE");
       return res;
     }
-    if (!fromLoopback) return error(req, http::status::forbidden, "drain and undrain are accepted from loopback only");
     if (post) {
       log_.info("drain requested through the introspection API");
       backend_.requestDrain();

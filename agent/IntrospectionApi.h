@@ -1,7 +1,10 @@
 #pragma once
 // The introspection API (DESIGN 3.7) over HTTP/1.1 with Boost.Beast, on the agent's
-// io_context. Loopback by default; every read has a deadline and a size limit, so a client
-// that sends garbage or holds a connection open costs nothing but its own socket.
+// io_context, on two channels: a TCP listener (loopback by default) that is read-only and
+// refuses browsers, because every host-network container and every web page can reach
+// 127.0.0.1; and a unix socket (apiSocket, 0660, group daemonlet) that also takes drain and
+// undrain. Every read has a deadline and a size limit, so a client that sends garbage or
+// holds a connection open costs nothing but its own socket.
 #include <memory>
 #include <string>
 
@@ -32,24 +35,33 @@ class IntrospectionApi {
   IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log);
   ~IntrospectionApi();
 
-  // Binds HOST:PORT (port 0 = any). A non-loopback address is refused unless allowed.
+  enum class Channel { Tcp, Socket };
+
+  // Binds HOST:PORT (port 0 = any), read-only. A non-loopback address is refused unless allowed.
   runtime::Status listen(const std::string& hostPort, bool allowNonLoopback);
+  // Binds the unix socket at `path` (0660, group daemonlet when it exists). A stale socket
+  // file is replaced; one another agent still answers on is an error.
+  runtime::Status listenSocket(const std::string& path);
   unsigned short port() const;
   void stop();
 
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   using Response = boost::beast::http::response<boost::beast::http::string_body>;
   // The routing, apart from the sockets.
-  Response handle(const Request& request, bool fromLoopback);
+  Response handle(const Request& request, Channel channel);
 
  private:
-  asio::awaitable<void> acceptLoop();
-  asio::awaitable<void> serve(asio::ip::tcp::socket socket);
+  template <class Acceptor>
+  asio::awaitable<void> acceptLoop(Acceptor& acceptor, Channel channel);
+  template <class Socket>
+  asio::awaitable<void> serve(Socket socket, Channel channel);
 
   asio::any_io_executor executor_;
   ApiBackend& backend_;
   Logger& log_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::local::stream_protocol::acceptor socketAcceptor_;
+  std::string socketPath_;
   std::shared_ptr<bool> stopped_ = std::make_shared<bool>(false);
   int connections_ = 0;
 };

@@ -108,10 +108,10 @@ int runAgent(const RunOptions& options) {
 
 namespace {
 
-std::optional<nlohmann::json> fetch(const std::string& listen, const std::string& path, std::string& problem) {
-  ApiReply r = callApi(listen, "GET", path);
+std::optional<nlohmann::json> fetch(const std::string& endpoint, const std::string& path, std::string& problem) {
+  ApiReply r = callApi(endpoint, "GET", path);
   if (r.status == 0) {
-    problem = fmt::format("cannot reach the agent at {}: {} (is daemonlet running? see --listen)", listen, r.error);
+    problem = fmt::format("cannot reach the agent at {}: {} (is daemonlet running? see --socket; as a user not in the daemonlet group, --listen reads the TCP API)", endpoint, r.error);
     return std::nullopt;
   }
   auto json = nlohmann::json::parse(r.body, nullptr, false);
@@ -128,9 +128,9 @@ std::string text(const nlohmann::json& j) { return j.is_string() ? j.get<std::st
 
 int runStatus(const StatusCommand& command) {
   std::string problem;
-  auto metadata = fetch(command.listen, "/v1/metadata", problem);
-  auto daemons = metadata ? fetch(command.listen, "/v1/daemons", problem) : std::nullopt;
-  auto tasks = daemons ? fetch(command.listen, "/v1/tasks", problem) : std::nullopt;
+  auto metadata = fetch(command.endpoint, "/v1/metadata", problem);
+  auto daemons = metadata ? fetch(command.endpoint, "/v1/daemons", problem) : std::nullopt;
+  auto tasks = daemons ? fetch(command.endpoint, "/v1/tasks", problem) : std::nullopt;
   if (!tasks) {
     std::cerr << "daemonlet status: " << problem << '\n';
     return 1;
@@ -167,9 +167,9 @@ int runStatus(const StatusCommand& command) {
 }
 
 int runUndrain(const UndrainCommand& command) {
-  ApiReply r = callApi(command.listen, "DELETE", "/v1/drain");
+  ApiReply r = callApi(command.socket, "DELETE", "/v1/drain");
   if (r.status != 202) {
-    std::cerr << "daemonlet undrain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.listen, r.error)) << '\n';
+    std::cerr << "daemonlet undrain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.socket, r.error)) << '\n';
     return 1;
   }
   std::cout << "undrained: application tasks are admitted again\n";
@@ -177,9 +177,9 @@ int runUndrain(const UndrainCommand& command) {
 }
 
 int runDrain(const DrainCommand& command) {
-  ApiReply r = callApi(command.listen, "POST", "/v1/drain");
+  ApiReply r = callApi(command.socket, "POST", "/v1/drain");
   if (r.status != 202) {
-    std::cerr << "daemonlet drain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.listen, r.error)) << '\n';
+    std::cerr << "daemonlet drain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.socket, r.error)) << '\n';
     return 1;
   }
   std::cout << "drain accepted: admitting nothing, stopping application tasks; daemons keep running\n";
@@ -187,7 +187,7 @@ int runDrain(const DrainCommand& command) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(command.timeoutSeconds);
   for (;;) {
     std::string problem;
-    auto m = fetch(command.listen, "/v1/metadata", problem);
+    auto m = fetch(command.socket, "/v1/metadata", problem);
     const std::string phase = m ? text((*m)["phase"]) : "";
     if (phase == "DRAINED" || phase == "STOPPING_DAEMONS" || phase == "STOPPED") {
       std::cout << "drained: no application task is running\n";

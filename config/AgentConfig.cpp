@@ -29,6 +29,7 @@ class ConfigReader {
       else if (key == "runtime") runtime(v);
       else if (key == "stateDir") set(c_.stateDir, v, key);
       else if (key == "listen") set(c_.listen, v, key);
+      else if (key == "apiSocket") set(c_.apiSocket, v, key);
       else if (key == "listenAllowNonLoopback") {
         if (auto b = r_.boolean(v, key)) c_.listenAllowNonLoopback = *b;
       }
@@ -201,7 +202,7 @@ bool looksLikeAgentConfig(std::string_view text) {
   Diagnostics ignored;
   auto doc = parseDocument(text, "", ignored);
   if (!doc || !doc->IsMap()) return false;
-  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "listenAllowNonLoopback", "slotGate", "shutdown", "log"};
+  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "slotGate", "shutdown", "log"};
   for (const auto& kv : *doc) {
     if (keys.count(kv.first.Scalar())) return true;
   }

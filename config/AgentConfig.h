@@ -50,6 +50,9 @@ struct AgentConfig {
   std::string stateDir = "/var/lib/daemonlet";
   std::string listen = "127.0.0.1:51680";
   bool listenAllowNonLoopback = false;  // the API shows every task: loopback unless asked
+  // The full API, drain and undrain included (DESIGN 3.7): 0660, group daemonlet. The TCP
+  // listener is read-only, since anything that reaches 127.0.0.1 could use it.
+  std::string apiSocket = "/run/daemonlet/api.sock";
   int slotGateTimeoutSeconds = 0;  // 0 = hold application slots until every daemon is up
   int drainTimeoutSeconds = 300;
   LogLevel logLevel = LogLevel::Info;

@@ -25,7 +25,7 @@ running_ones() { snapshot | awk '$4 == "running"'; }
 run_once() { "$bin" run --config "$work/config.yaml" --source "$defs" --once >>"$work/once.log" 2>&1; }
 
 mkdir -p "$defs/daemons" "$defs/tasks"
-printf 'instance: {id: restart}\nlisten: 127.0.0.1:51698\nstateDir: %s/state\n' "$work" >"$work/config.yaml"
+printf 'instance: {id: restart}\nlisten: 127.0.0.1:51698\napiSocket: %s/api.sock\nstateDir: %s/state\n' "$work" "$work" >"$work/config.yaml"
 daemon_def() {
   cat >"$defs/daemons/agent.json" <<JSON
 {"family": "agent", "revision": $1, "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "stopTimeout": 3,
@@ -115,7 +115,12 @@ status=$("$bin" status --listen 127.0.0.1:51698)
 echo "$status" | grep -q "phase ACTIVE  slot gate open" || bad "status: $status"
 echo "$status" | grep -qE "^t1 +app +0 +RUNNING" || bad "status does not list t1 RUNNING: $status"
 [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:51698/readyz)" = 200 ] || bad "/readyz not 200"
-"$bin" drain --listen 127.0.0.1:51698 --wait --timeout 30 >"$work/drain.out" 2>&1 || bad "drain --wait failed: $(cat "$work/drain.out")"
+# DESIGN 3.7: a host-network application container reaches 127.0.0.1 but cannot drain.
+answer=$(docker run --rm --network host "$image" wget -q -S -O- --post-data '' http://127.0.0.1:51698/v1/drain 2>&1)
+echo "$answer" | grep -q "405" || bad "a host-network container's POST /v1/drain was not refused with 405: $answer"
+[ -n "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task)" ] || bad "tasks stopped after a refused drain"
+[ "$(stat -c %a "$work/api.sock")" = 660 ] || bad "API socket mode is $(stat -c %a "$work/api.sock"), not 660"
+"$bin" drain --socket "$work/api.sock" --wait --timeout 30 >"$work/drain.out" 2>&1 || bad "drain --wait failed: $(cat "$work/drain.out")"
 [ -z "$(docker ps -q --filter label=io.daemonlet.instance=restart --filter label=io.daemonlet.kind=task)" ] || bad "tasks running after drain --wait"
 [ "$(docker ps -q --filter label=io.daemonlet.family=agent | wc -l)" = 1 ] || bad "the daemon did not keep running through a drain"
 "$bin" status --listen 127.0.0.1:51698 --json | grep -q '"phase": "DRAINED"' || bad "status --json does not say DRAINED"

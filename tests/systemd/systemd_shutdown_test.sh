@@ -137,6 +137,8 @@ apps_up() { [ "$(docker ps -q --filter label=io.daemonlet.instance=systemd-e2e -
 wait_for 30 apps_up || bad "application tasks not running"
 grep -q "shutdown hold: logind delay lock taken" "$work/logs/agent.log" || bad "no shutdown hold taken: $(grep -i hold "$work/logs/agent.log")"
 in_box systemd-inhibit --list --no-pager | grep -q "daemonlet.*delay" || bad "logind lists no daemonlet delay lock"
+in_box daemonlet status >"$work/status.out" 2>&1 || bad "daemonlet status over /run/daemonlet/api.sock failed under the hardened unit: $(cat "$work/status.out")"
+[ "$(in_box stat -c %a /run/daemonlet/api.sock)" = 660 ] || bad "the API socket is not 0660"
 say "started: status '$status', delay lock held"
 say "hardening: $(in_box systemd-analyze security daemonlet --no-pager 2>/dev/null | tail -1)"
 

@@ -70,10 +70,14 @@ TEST_CASE("validate and drain take their arguments") {
   CHECK(std::get<DrainCommand>(d).timeoutSeconds == 30);
 }
 
-TEST_CASE("undrain takes --listen and is in the help") {
-  auto u = parse({"undrain", "--listen", "127.0.0.1:5"});
+TEST_CASE("drain and undrain go through the API socket; status takes either") {
+  auto u = parse({"undrain", "--socket", "/tmp/a.sock"});
   REQUIRE(std::holds_alternative<UndrainCommand>(u));
-  CHECK(std::get<UndrainCommand>(u).listen == "127.0.0.1:5");
+  CHECK(std::get<UndrainCommand>(u).socket == "/tmp/a.sock");
+  CHECK(std::get<DrainCommand>(parse({"drain"})).socket == "/run/daemonlet/api.sock");
+  CHECK(std::holds_alternative<UsageError>(parse({"drain", "--listen", "127.0.0.1:5"})));
+  CHECK(std::get<StatusCommand>(parse({"status"})).endpoint == "/run/daemonlet/api.sock");
+  CHECK(std::get<StatusCommand>(parse({"status", "--listen", "127.0.0.1:5"})).endpoint == "127.0.0.1:5");
   CHECK(mainHelp().find("daemonlet undrain") != std::string::npos);
   CHECK(std::holds_alternative<UsageError>(parse({"undrain", "--wait"})));
 }

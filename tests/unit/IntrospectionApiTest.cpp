@@ -4,6 +4,9 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -67,9 +70,11 @@ struct Server {
   IntrospectionApi api{io.get_executor(), agent, log};
   std::thread thread;
   std::string listen;
+  std::string socket = "/tmp/daemonlet-api-test-" + std::to_string(::getpid()) + ".sock";
 
   Server() {
     REQUIRE(api.listen("127.0.0.1:0", false).ok());
+    REQUIRE(api.listenSocket(socket).ok());
     listen = "127.0.0.1:" + std::to_string(api.port());
     thread = std::thread([this] {
       auto guard = asio::make_work_guard(io);
@@ -151,30 +156,60 @@ TEST_CASE("api: readyz is 503 while the slot gate is closed") {
   CHECK(r.body.find("slot gate closed") != std::string::npos);
 }
 
-TEST_CASE("api: drain is a POST from loopback") {
+TEST_CASE("api (DESIGN 3.7): drain is a POST on the API socket; the TCP listener is read-only") {
   Server s;
-  CHECK(callApi(s.listen, "GET", "/v1/drain").status == 405);
+  CHECK(callApi(s.socket, "GET", "/v1/drain").status == 405);
+  auto tcp = callApi(s.listen, "POST", "/v1/drain");
+  CHECK(tcp.status == 405);
+  CHECK(tcp.body.find("read-only") != std::string::npos);
+  CHECK(callApi(s.listen, "DELETE", "/v1/drain").status == 405);
+  CHECK(callApi(s.listen, "POST", "/v1/anything").status == 405);
   CHECK_FALSE(s.agent.drained);
-  auto r = callApi(s.listen, "POST", "/v1/drain");
+  auto r = callApi(s.socket, "POST", "/v1/drain");
   CHECK(r.status == 202);
   CHECK(s.agent.drained);
-  CHECK(callApi(s.listen, "POST", "/v1/metadata").status == 405);
-  CHECK(callApi(s.listen, "GET", "/v2/anything").status == 404);
-  // The routing refuses a drain from elsewhere even if someone exposed the API.
-  IntrospectionApi::Request req{boost::beast::http::verb::post, "/v1/drain", 11};
-  CHECK(s.api.handle(req, /*fromLoopback=*/false).result() == boost::beast::http::status::forbidden);
+  CHECK(callApi(s.socket, "POST", "/v1/metadata").status == 405);
+  CHECK(callApi(s.socket, "GET", "/v2/anything").status == 404);
+  CHECK(callApi(s.socket, "GET", "/v1/metadata").status == 200);
+  struct stat st {};
+  REQUIRE(::stat(s.socket.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+}
+
+TEST_CASE("api: a request with an Origin header (a web page) is refused on TCP") {
+  Server s;
+  IntrospectionApi::Request req{boost::beast::http::verb::get, "/v1/tasks", 11};
+  req.set(boost::beast::http::field::origin, "http://evil.example");
+  CHECK(s.api.handle(req, IntrospectionApi::Channel::Tcp).result() == boost::beast::http::status::forbidden);
+  const std::string raw = rawExchange(s.api.port(), "POST /v1/drain HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n"
+                                                     "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n");
+  CHECK(raw.rfind("HTTP/1.1 403", 0) == 0);
+  CHECK_FALSE(s.agent.drained);
+}
+
+TEST_CASE("api: a second agent does not take over a live API socket") {
+  Server s;
+  asio::io_context io;
+  std::ostringstream logs;
+  Logger log{logs};
+  FakeAgent other;
+  IntrospectionApi second{io.get_executor(), other, log};
+  auto taken = second.listenSocket(s.socket);
+  REQUIRE_FALSE(taken.ok());
+  CHECK(taken.error().message.find("another agent answers on it") != std::string::npos);
+  CHECK(callApi(s.socket, "GET", "/healthz").status == 200);
 }
 
 TEST_CASE("api: DELETE /v1/drain undrains; refused while shutting down") {
   Server s;
-  REQUIRE(callApi(s.listen, "POST", "/v1/drain").status == 202);
+  REQUIRE(callApi(s.socket, "POST", "/v1/drain").status == 202);
   REQUIRE(s.agent.drained);
-  auto r = callApi(s.listen, "DELETE", "/v1/drain");
+  auto r = callApi(s.socket, "DELETE", "/v1/drain");
   CHECK(r.status == 202);
   CHECK(r.body.find("\"draining\":false") != std::string::npos);
   CHECK_FALSE(s.agent.drained);
   s.agent.shuttingDown = true;
-  auto refused = callApi(s.listen, "DELETE", "/v1/drain");
+  auto refused = callApi(s.socket, "DELETE", "/v1/drain");
   CHECK(refused.status == 409);
   CHECK(refused.body.find("shutting down") != std::string::npos);
 }
