@@ -13,8 +13,9 @@
 #      the agent (JSON logs, --drain-on-exit) runs the rest, stays healthy, and drains on
 #      SIGTERM (tasks before the daemon) and exits 0 (P6, P4).
 #   5. new identity: the same host and definitions under a new instance id start their own
-#      containers; the old instance's are orphans: reported (metadata, metrics, status),
-#      never adopted, never removed (3.6).
+#      containers (behind their own daemon's gate); the old instance's are orphans: reported
+#      (metadata, metrics, status), never adopted, never removed (3.6).
+# FAULTS_ONLY="3 5" runs a subset; KEEP_WORK=1 keeps the logs and events under /tmp/dl-faults-*.
 set -u
 bin=$1
 image=daemonlet/busybox:local
@@ -40,6 +41,7 @@ cleanup() {
   if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # so that EXIT runs cleanup when ctest or a user stops the script
 
 # dk: docker on the engine of the current scenario (the private one in scenario 1).
 dk() { if [ -n "$engine" ]; then docker -H "unix://$engine/docker.sock" "$@"; else docker "$@"; fi; }
@@ -72,7 +74,7 @@ stateDir: $dir/state
 ${3:-}
 YAML
   t_start=$(date +%s)
-  bad_before=$nbad
+  bad_before=$nbad gate_margin='' back='' took=''
 }
 # start_agent [FLAGS...]: the agent of the current scenario, logging to $log (appended).
 start_agent() {
@@ -125,12 +127,12 @@ check_gate_order() {
 # result WHAT DETAIL [MORE-IDS]: the scenario's one line, the agent log when it failed; then
 # removes the containers of the scenario's instance (and of MORE-IDS).
 result() {
-  local took=$(( $(date +%s) - t_start )) line
+  local secs=$(( $(date +%s) - t_start )) line
   if [ "$nbad" != "$bad_before" ]; then
-    line="$1: FAILED (${took} s)"
+    line="$1: FAILED (${secs} s)"
     echo "--- $1: agent log ($log), last 60 lines"; tail -60 "$log" 2>/dev/null | cut -c1-400
   else
-    line="$1: ok (${took} s) $2"
+    line="$1: ok (${secs} s) $2"
   fi
   say "$line"; results+=("$line")
   # Leave nothing behind for the next scenario (container names carry no instance id
@@ -340,10 +342,14 @@ else
   a_before=$(fingerprint "$a")
   [ "$(running "$a")" = 2 ] || bad "new identity: A's containers did not keep running after SIGTERM"
   sed -i "s/^instance: {id: $a}/instance: {id: $b}/" "$dir/config.yaml"
+  b_at=$(now_ns)
+  watch_events "$dir/events" "$b"
+  sleep 0.5
   start_agent
   b_up() { up "$b" 1; }
   wait_for 60 b_up || bad "new identity: B's daemon + task not running in 60 s: $(fingerprint "$b")"
   sleep 2
+  check_gate_order "$dir/events" "$b_at" "new identity: B's gate order"
   [ "$(fingerprint "$a")" = "$a_before" ] || bad "new identity: A's containers were touched:$(diff <(echo "$a_before") <(fingerprint "$a") | sed 's/^/  /')"
   [ "$(running "$a")" = 2 ] || bad "new identity: A's containers are not both running"
   a_ids=$(echo "$a_before" | cut -d' ' -f1 | sort | tr '\n' ' ')
@@ -366,7 +372,7 @@ else
   agent_alive || bad "new identity: B's agent died"
 fi
 stop_agent
-result "5 new identity" "B runs its own containers; A's 2 untouched and reported as orphans" "$b"
+result "5 new identity" "B's task started ${gate_margin:-?} ms after B's daemon was healthy; A's 2 containers untouched, reported as orphans" "$b"
 }
 
 for n in ${FAULTS_ONLY:-1 2 3 4 5}; do "scenario_$n"; done  # FAULTS_ONLY="3 5": a subset
