@@ -70,6 +70,7 @@ scenario() {
 instance: {id: $id}
 source: {type: directory, path: $defs, pollSeconds: 1}
 listen: $listen
+apiSocket: $dir/api.sock
 stateDir: $dir/state
 ${3:-}
 YAML
@@ -366,8 +367,7 @@ else
   fi
   metrics=$(api /metrics)
   echo "$metrics" | grep -qx "daemonlet_orphan_containers 2" || bad "new identity: /metrics: $(echo "$metrics" | grep orphan || echo 'no daemonlet_orphan_containers line')"
-  "$bin" status --help 2>&1 | grep -q -- --listen || bad "new identity: 'daemonlet status' no longer takes --listen: update this test"
-  "$bin" status --listen "$listen" >"$dir/status.out" 2>&1 || bad "new identity: daemonlet status failed: $(cat "$dir/status.out")"
+  "$bin" status --socket "$dir/api.sock" >"$dir/status.out" 2>&1 || bad "new identity: daemonlet status failed: $(cat "$dir/status.out")"
   grep -qi orphan "$dir/status.out" || bad "new identity: daemonlet status does not mention the orphans: $(cat "$dir/status.out")"
   agent_alive || bad "new identity: B's agent died"
 fi
