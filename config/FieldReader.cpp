@@ -154,6 +154,42 @@ std::string joinSurrogatePairs(std::string_view json) {
   return out;
 }
 
+// yaml-cpp keeps both entries of a key written twice; node[key] then finds the first while
+// iteration (and so canonicalJson) ends on the last, and a definition could run one value
+// and be saved with the other. Every repeat is reported where it is written.
+void reportDuplicateKeys(const YAML::Node& node, const std::string& field, const std::string& file,
+                         Diagnostics& out, int depth) {
+  // Deeper than any definition; stops a hostile document from exhausting the stack.
+  if (depth > 256) return;
+  if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      reportDuplicateKeys(node[i], joinField(field, fmt::format("[{}]", i)), file, out, depth + 1);
+    }
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+    const std::string path = joinField(field, key);
+    if (kv.first.IsScalar()) {
+      const YAML::Mark at = kv.first.Mark();
+      auto [first, inserted] = seen.emplace(key, at);
+      if (!inserted) {
+        Diagnostic d;
+        d.file = file;
+        d.line = at.line + 1;
+        d.column = at.column + 1;
+        d.field = path;
+        d.message = fmt::format("duplicate key '{}' (first at line {}, column {}): remove one", key,
+                                first->second.line + 1, first->second.column + 1);
+        out.push_back(std::move(d));
+      }
+    }
+    reportDuplicateKeys(kv.second, path, file, out, depth + 1);
+  }
+}
+
 }  // namespace
 
 std::string joinField(const std::string& prefix, std::string_view key) {
@@ -342,6 +378,7 @@ std::optional<YAML::Node> parseDocument(std::string_view text, const std::string
   if (!checkUtf8(text, file, out)) return std::nullopt;
   try {
     YAML::Node node = YAML::Load(std::string(text));
+    reportDuplicateKeys(node, "", file, out, 0);
     return node;
   } catch (const YAML::Exception& e) {
     Diagnostic d;

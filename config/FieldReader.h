@@ -72,7 +72,8 @@ bool isQuoted(const YAML::Node& scalar);
 std::optional<std::size_t> firstInvalidUtf8(std::string_view text);
 
 // Parses a whole YAML document; text that is not UTF-8 and syntax errors become one
-// positioned diagnostic.
+// positioned diagnostic. A key repeated in one mapping is an error at each repeat; the
+// document is still returned then, so that its other problems are reported too.
 std::optional<YAML::Node> parseDocument(std::string_view text, const std::string& file,
                                         Diagnostics& out);
 

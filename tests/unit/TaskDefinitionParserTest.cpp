@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -374,4 +375,36 @@ TEST_CASE("definitions without re-rendered scalars keep the hash they always had
   auto p = parseTaskDefinition("family: f\ncontainerDefinitions:\n  - {name: a, image: i, memory: 64, essential: true, command: [x, 5, 0.5, true]}\n", "t.yaml");
   REQUIRE(p.ok());
   CHECK(p.value->canonicalJson == R"({"containerDefinitions":[{"command":["x",5,0.5,true],"essential":true,"image":"i","memory":64,"name":"a"}],"family":"f"})");
+}
+
+namespace {
+
+bool hasDiagnostic(const Parsed<TaskDefinition>& p, Severity severity, const std::string& field, const std::string& message) {
+  return std::any_of(p.diagnostics.begin(), p.diagnostics.end(), [&](const Diagnostic& d) {
+    return d.severity == severity && d.field == field && d.message.find(message) != std::string::npos;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a key written twice in one mapping is an error at the second one") {
+  // yaml-cpp keeps both: the reader took the first and canonicalJson the last, so state.json
+  // could say something other than what ran.
+  auto j = parse("{\"family\":\"f\",\n \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\"essential\":true,\n   \"essential\":false,\"memory\":64}]}");
+  CHECK_FALSE(j.ok());
+  CHECK(errorsOf(j) == "t.json:3:4: field 'containerDefinitions[0].essential': duplicate key 'essential' (first at line 2, column 50): remove one\n");
+
+  auto y = parseTaskDefinition("family: f\ncontainerDefinitions:\n  - {name: a, image: i, memory: 64}\nfamily: g\n", "t.yaml");
+  CHECK_FALSE(y.ok());
+  CHECK(errorsOf(y) == "t.yaml:4:1: field 'family': duplicate key 'family' (first at line 1, column 1): remove one\n");
+
+  // Nested and in lists too; every duplicate is reported, not only the first.
+  auto deep = parseTaskDefinition("family: f\ncontainerDefinitions:\n  - name: a\n    image: i\n    logConfiguration: {logDriver: x, options: {k: 1, k: 2}}\n    name: b\n", "t.yaml");
+  CHECK_FALSE(deep.ok());
+  CHECK(hasDiagnostic(deep, Severity::Error, "containerDefinitions[0].logConfiguration.options.k", "duplicate key 'k'"));
+  CHECK(hasDiagnostic(deep, Severity::Error, "containerDefinitions[0].name", "duplicate key 'name'"));
+
+  // The same key in two different mappings is no duplicate.
+  auto ok = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64}]})");
+  CHECK(ok.ok());
 }
