@@ -87,8 +87,13 @@ std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::s
 }
 }  // namespace
 Parsed<DesiredState> parseDesiredState(std::string_view text, const std::string& origin) {
+  return parseDesiredState(text, origin, DocumentFormat::Json);
+}
+
+Parsed<DesiredState> parseDesiredState(std::string_view text, const std::string& origin, DocumentFormat format) {
   Parsed<DesiredState> out;
-  auto doc = parseDocument(text, origin, out.diagnostics);
+  auto doc = format == DocumentFormat::Json ? parseJsonDocument(text, origin, out.diagnostics)
+                                            : parseDocument(text, origin, out.diagnostics);
   if (!doc) return out;
   guardParse(out.diagnostics, origin, [&] { out.value = readDesiredState(*doc, origin, out.diagnostics); });
   sortByPosition(out.diagnostics);

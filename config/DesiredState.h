@@ -9,6 +9,7 @@
 
 #include "config/Diagnostic.h"
 #include "config/TaskDefinition.h"
+#include "config/TaskDefinitionParser.h"
 
 namespace daemonlet::config {
 
@@ -36,7 +37,10 @@ const char* toString(InstanceStatus status);
 bool isValidTaskId(const std::string& id);
 
 // Parses a desired-state document (a control endpoint response). A document with any
-// error is rejected as a whole (P6): the caller keeps its last good state.
+// error is rejected as a whole (P6): the caller keeps its last good state. The control
+// protocol and state.json are JSON, so the text is strict JSON, checked like a .json
+// definition: YAML that happens to parse is not a response a server meant to send.
 Parsed<DesiredState> parseDesiredState(std::string_view text, const std::string& origin);
+Parsed<DesiredState> parseDesiredState(std::string_view text, const std::string& origin, DocumentFormat format);
 
 }  // namespace daemonlet::config

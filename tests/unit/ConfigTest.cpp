@@ -209,3 +209,28 @@ TEST_CASE("agent config and desired state refuse bytes that are not UTF-8 and sa
   REQUIRE(state.diagnostics.size() == 1);
   CHECK(state.diagnostics[0].format() == "control endpoint response:2:25: invalid UTF-8 (byte 0xA0): only UTF-8 text is accepted");
 }
+
+TEST_CASE("desired state from the control endpoint is strict JSON, positioned like a .json file") {
+  const std::string daemons = R"({"generation":1,"daemons":[)" + daemonJson("m", 64) + "]";
+  // YAML, of which JSON is a part, would take all of these.
+  struct Case {
+    const char* what;
+    std::string text;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"trailing comma", daemons + ",\n}", "control endpoint response:1:105: invalid JSON: trailing comma before '}'"},
+      {"comment", "# hi\n" + daemons + "}", "control endpoint response:1:1: invalid JSON: invalid literal; last read: '#'"},
+      {"YAML block", "generation: 1\n", "control endpoint response:1:1: invalid JSON: invalid literal; last read: 'g'"},
+      {"duplicate key", R"({"generation":1,"generation":2})", "control endpoint response:1:17: field 'generation': duplicate key 'generation' (first at line 1, column 2): remove one"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto p = parseDesiredState(c.text, "control endpoint response");
+    CHECK_FALSE(p.value.has_value());
+    REQUIRE_FALSE(p.diagnostics.empty());
+    CHECK(p.diagnostics[0].format() == c.error);
+  }
+  auto ok = parseDesiredState(daemons + "}", "control endpoint response");
+  CHECK(ok.ok());
+}
