@@ -75,7 +75,9 @@ runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinitio
 
   s.user = c.user;
   s.workingDir = c.workingDirectory;
-  s.networkMode = toString(def.networkMode);
+  // TODO(issue 11 awsvpc): a task network namespace on daemonlet0; until then awsvpc tasks
+  // run on Docker's bridge, which knows no "awsvpc" network.
+  s.networkMode = def.networkMode == config::NetworkMode::Awsvpc ? "bridge" : toString(def.networkMode);
   if (def.pidMode == "host") s.pidMode = "host";
   if (def.networkMode == config::NetworkMode::Bridge) {
     for (const auto& p : c.portMappings) s.ports.push_back({p.containerPort, p.hostPort.value_or(0), p.protocol});

@@ -52,7 +52,7 @@ std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::s
     else if (*s != "ACTIVE") r.error(doc["instanceStatus"], "instanceStatus", fmt::format("expected ACTIVE or DRAINING, got \"{}\"", *s));
   }
   const YAML::Node daemons = doc["daemons"];
-  if (daemons.IsDefined() && !daemons.IsNull() && r.expectList(daemons, "daemons")) {
+  if (!isAbsent(daemons) && r.expectList(daemons, "daemons")) {
     for (std::size_t i = 0; i < daemons.size(); ++i) {
       const std::string f = fmt::format("daemons[{}]", i);
       auto def = readTaskDefinition(daemons[i], r, f);
@@ -65,16 +65,16 @@ std::optional<DesiredState> readDesiredState(const YAML::Node& doc, const std::s
     }
   }
   const YAML::Node tasks = doc["tasks"];
-  if (tasks.IsDefined() && !tasks.IsNull() && r.expectList(tasks, "tasks")) {
+  if (!isAbsent(tasks) && r.expectList(tasks, "tasks")) {
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       const std::string f = fmt::format("tasks[{}]", i);
       if (!r.expectMap(tasks[i], f)) continue;
       r.checkKeys(tasks[i], f, {"id", "definition", "restart"}, {});
       auto id = r.string(tasks[i]["id"], joinField(f, "id"));
-      if (!tasks[i]["id"].IsDefined()) r.error(tasks[i], joinField(f, "id"), "required field is missing");
+      if (isAbsent(tasks[i]["id"])) r.error(tasks[i], joinField(f, "id"), "required field is missing");
       if (id && !isValidTaskId(*id)) r.error(tasks[i]["id"], joinField(f, "id"), fmt::format("'{}' is not a valid task id: use letters, digits, '.', '-' or '_'", *id));
       if (id && state.task(*id)) r.error(tasks[i]["id"], joinField(f, "id"), fmt::format("task id '{}' appears twice", *id));
-      if (!tasks[i]["definition"].IsDefined()) {
+      if (isAbsent(tasks[i]["definition"])) {
         r.error(tasks[i], joinField(f, "definition"), "required field is missing");
         continue;
       }

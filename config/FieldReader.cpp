@@ -192,6 +192,8 @@ void reportDuplicateKeys(const YAML::Node& node, const std::string& field, const
 
 }  // namespace
 
+bool isAbsent(const YAML::Node& value) { return !value.IsDefined() || value.IsNull(); }
+
 std::string joinField(const std::string& prefix, std::string_view key) {
   if (prefix.empty()) return std::string(key);
   if (!key.empty() && key.front() == '[') return prefix + std::string(key);
@@ -334,7 +336,8 @@ void FieldReader::checkKeys(const YAML::Node& map, const std::string& prefix,
   std::vector<std::string> ignoredSeen;
   for (const auto& kv : map) {
     const std::string& key = kv.first.Scalar();
-    if (supported.count(key)) continue;
+    // null is the same as absent (DESIGN 3.3): describe output writes every unset field so.
+    if (supported.count(key) || isAbsent(kv.second)) continue;
     if (ignored.count(key)) {
       ignoredSeen.push_back(key);
       continue;

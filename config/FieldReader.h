@@ -58,6 +58,9 @@ class FieldReader {
   std::set<int> readAsValue_;  // Mark().pos: unique per node within one document
 };
 
+// True when a field is missing or null: the two mean the same everywhere (DESIGN 3.3).
+bool isAbsent(const YAML::Node& value);
+
 // "a" + "b" -> "a.b"; "" + "b" -> "b"; "a" + "[2]" -> "a[2]".
 std::string joinField(const std::string& prefix, std::string_view key);
 

@@ -14,6 +14,7 @@ const char* toString(NetworkMode mode) {
     case NetworkMode::Bridge: return "bridge";
     case NetworkMode::Host: return "host";
     case NetworkMode::None: return "none";
+    case NetworkMode::Awsvpc: return "awsvpc";
   }
   return "?";
 }

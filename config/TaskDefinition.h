@@ -10,7 +10,8 @@
 
 namespace daemonlet::config {
 
-enum class NetworkMode { Bridge, Host, None };
+// Awsvpc: the task's own network namespace, shared by its containers (DESIGN 3.3).
+enum class NetworkMode { Bridge, Host, None, Awsvpc };
 enum class DependencyCondition { Start, Complete, Success, Healthy };
 // What happens when an application task stops on its own (DESIGN 3.4 "Task restarts").
 enum class TaskRestart { Always, OnFailure, Never };
@@ -56,9 +57,17 @@ struct Ulimit {
   std::int64_t hardLimit = 0;
 };
 
+// An ECS secret reference: `valueFrom` names where the value lives (an ARN, a parameter
+// name). Only the reference is held here; resolving it is the agent's job, at start.
+struct Secret {
+  std::string name;
+  std::string valueFrom;
+};
+
 struct LogConfiguration {
   std::string logDriver;
   std::map<std::string, std::string> options;
+  std::vector<Secret> secretOptions;  // log driver options whose values are secrets
 };
 
 struct TmpfsMount {
@@ -88,6 +97,7 @@ struct ContainerDefinition {
   std::vector<std::string> entryPoint;
   std::vector<EnvironmentVariable> environment;
   std::vector<std::string> environmentFiles;  // local paths, read when the container is created
+  std::vector<Secret> secrets;                // environment variables whose values are secrets
   std::optional<std::int64_t> cpu;                // units, 1024 = 1 vCPU
   std::optional<std::int64_t> memory;             // MiB, hard limit
   std::optional<std::int64_t> memoryReservation;  // MiB, soft limit

@@ -22,11 +22,14 @@ constexpr std::int64_t kMaxTimeoutSeconds = 3600;
 using KeySet = std::set<std::string, std::less<>>;
 
 const KeySet kTaskFields = {"family", "revision", "cpu", "memory", "networkMode", "pidMode",
-                            "volumes", "containerDefinitions", "critical", "restart"};
+                            "volumes", "containerDefinitions", "critical", "restart",
+                            "proxyConfiguration"};
+// Ignored with one warning. Some are still checked below where a value, rather than the
+// field, would change what runs (placementConstraints, runtimePlatform, tags).
 const KeySet kTaskIgnored = {
     "executionRoleArn", "taskRoleArn", "requiresCompatibilities", "compatibilities",
     "taskDefinitionArn", "status", "registeredAt", "registeredBy", "deregisteredAt",
-    "requiresAttributes", "placementConstraints", "ipcMode", "proxyConfiguration",
+    "requiresAttributes", "placementConstraints", "ipcMode",
     "inferenceAccelerators", "ephemeralStorage", "runtimePlatform", "tags",
     "enableFaultInjection"};
 const KeySet kContainerFields = {
@@ -34,12 +37,35 @@ const KeySet kContainerFields = {
     "cpu", "memory", "memoryReservation", "portMappings", "mountPoints", "volumesFrom", "user",
     "privileged", "readonlyRootFilesystem", "workingDirectory", "stopTimeout", "startTimeout",
     "dependsOn", "healthCheck", "logConfiguration", "ulimits", "linuxParameters",
-    "restartPolicy"};
+    "restartPolicy", "secrets", "dockerSecurityOptions", "disableNetworking"};
+// Ignored with one warning: each only makes a task fail loudly or run with less (no GPU, a
+// missing device, default sysctls, this host's registry credentials), never quietly with
+// other data or weaker isolation. Those are errors instead (see readContainer).
 const KeySet kContainerIgnored = {
-    "repositoryCredentials", "secrets", "links", "hostname", "dnsServers", "dnsSearchDomains",
-    "extraHosts", "dockerSecurityOptions", "interactive", "pseudoTerminal", "dockerLabels",
+    "repositoryCredentials", "links", "hostname", "dnsServers", "dnsSearchDomains",
+    "extraHosts", "interactive", "pseudoTerminal", "dockerLabels",
     "systemControls", "resourceRequirements", "firelensConfiguration", "credentialSpecs",
-    "disableNetworking", "versionConsistency"};
+    "versionConsistency"};
+
+// Docker's reference grammar (distribution/reference): [domain/]path[:tag][@digest]. A
+// placeholder such as <IMAGE1_NAME> or ${repo}:latest fails here, at validate time, instead
+// of at the first pull.
+bool validImageReference(const std::string& s) {
+  static const std::regex reference(
+      R"((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?)"
+      R"([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+      R"((?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)"
+      R"((?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?)");
+  return s.size() <= 255 && std::regex_match(s, reference);
+}
+
+// A present value other than an empty list or false: what "set" means for a field whose
+// empty form describe output writes everywhere.
+bool isSet(const YAML::Node& v) {
+  if (isAbsent(v)) return false;
+  if (v.IsSequence() || v.IsMap()) return v.size() > 0;
+  return !(v.IsScalar() && !isQuoted(v) && (v.Scalar() == "false" || v.Scalar() == "False" || v.Scalar() == "FALSE"));
+}
 
 bool validName(const std::string& s) {
   static const std::regex name("[A-Za-z0-9][A-Za-z0-9_-]{0,254}");
@@ -55,9 +81,30 @@ class DefinitionReader {
   explicit DefinitionReader(FieldReader& r) : r_(r) {}
 
   std::optional<TaskDefinition> read(const YAML::Node& node, const std::string& prefix) {
-    if (!r_.expectMap(node, prefix.empty() ? "(document)" : prefix)) return std::nullopt;
+    const std::string self = prefix.empty() ? "(document)" : prefix;
+    if (node.IsSequence() && node.size() > 0 && node[0].IsMap() && !isAbsent(node[0]["image"])) {
+      r_.error(node, self, "expected an object, got a list: this is a bare containerDefinitions list (as Terraform's "
+                           "container_definitions takes); put it in a task definition: {\"family\": ..., \"containerDefinitions\": [...]}");
+      return std::nullopt;
+    }
+    if (!r_.expectMap(node, self)) return std::nullopt;
+    // `aws ecs describe-task-definition` and `register-task-definition` print the definition
+    // inside {"taskDefinition": ..., "tags": [...]}; people save that output as is.
+    if (!isAbsent(node["taskDefinition"]) && isAbsent(node["containerDefinitions"])) {
+      r_.checkKeys(node, prefix, {"taskDefinition"}, {"tags"});
+      checkTags(node["tags"], joinField(prefix, "tags"));
+      const std::string inner = joinField(prefix, "taskDefinition");
+      if (!r_.expectMap(node["taskDefinition"], inner)) return std::nullopt;
+      return read(node["taskDefinition"], inner);
+    }
+    if (isAbsent(node["containerDefinitions"]) && (!isAbsent(node["AWSTemplateFormatVersion"]) || !isAbsent(node["Resources"]))) {
+      r_.error(node, self, "this is a CloudFormation template, not a task definition: write the TaskDefinition "
+                           "resource's properties as ECS JSON (camelCase keys, no Ref or Fn:: functions)");
+      return std::nullopt;
+    }
     TaskDefinition def;
     r_.checkKeys(node, prefix, kTaskFields, kTaskIgnored);
+    checkTaskOnlyFields(node, prefix);
 
     const std::string familyField = joinField(prefix, "family");
     if (auto family = r_.string(node["family"], familyField)) {
@@ -67,7 +114,7 @@ class DefinitionReader {
                  fmt::format("'{}' is not a valid family: use 1-255 letters, digits, '-' or '_'",
                              def.family));
       }
-    } else if (!node["family"].IsDefined()) {
+    } else if (isAbsent(node["family"])) {
       r_.error(node, familyField, "required field is missing");
     }
     if (auto revision = r_.integer(node["revision"], joinField(prefix, "revision"))) {
@@ -86,12 +133,12 @@ class DefinitionReader {
       }
     }
     if (auto critical = r_.boolean(node["critical"], joinField(prefix, "critical"))) def.critical = *critical;
-    if (node["restart"].IsDefined() && !node["restart"].IsNull()) def.restart = readTaskRestart(node["restart"], r_, joinField(prefix, "restart"));
+    if (!isAbsent(node["restart"])) def.restart = readTaskRestart(node["restart"], r_, joinField(prefix, "restart"));
     readVolumes(node["volumes"], joinField(prefix, "volumes"), def);
 
     const std::string containersField = joinField(prefix, "containerDefinitions");
     const YAML::Node containers = node["containerDefinitions"];
-    if (!containers.IsDefined()) {
+    if (isAbsent(containers)) {
       r_.error(node, containersField, "required field is missing");
     } else if (r_.expectList(containers, containersField)) {
       if (containers.size() == 0) r_.error(containers, containersField, "needs at least one container");
@@ -109,9 +156,11 @@ class DefinitionReader {
  private:
   // Task-level cpu/memory take numbers or ECS's strings: "256", "1 vCPU", "2 GB".
   std::optional<std::int64_t> taskSize(const YAML::Node& v, const std::string& field, bool cpu) {
-    if (!v.IsDefined() || v.IsNull()) return std::nullopt;
+    if (isAbsent(v)) return std::nullopt;
     std::optional<std::int64_t> out;
-    if (v.IsScalar() && isQuoted(v)) {
+    // A plain YAML scalar such as `cpu: 1 vCPU` is a string too; plain numbers stay numbers.
+    static const std::regex number(R"([-+]?[0-9.eE+-]+)");
+    if (v.IsScalar() && (isQuoted(v) || !std::regex_match(v.Scalar(), number))) {
       static const std::regex plain(R"(\s*([0-9]+)\s*)");
       static const std::regex vcpu(R"(\s*([0-9]*\.?[0-9]+)\s*vCPU\s*)", std::regex::icase);
       static const std::regex gb(R"(\s*([0-9]*\.?[0-9]+)\s*GB\s*)", std::regex::icase);
@@ -152,26 +201,41 @@ class DefinitionReader {
     if (*mode == "bridge") def.networkMode = NetworkMode::Bridge;
     else if (*mode == "host") def.networkMode = NetworkMode::Host;
     else if (*mode == "none") def.networkMode = NetworkMode::None;
-    else if (*mode == "awsvpc") r_.error(v, field, "awsvpc needs ECS's network interfaces; use host, bridge or none");
-    else r_.error(v, field, fmt::format("expected host, bridge or none, got \"{}\"", *mode));
+    else if (*mode == "awsvpc") def.networkMode = NetworkMode::Awsvpc;
+    else r_.error(v, field, fmt::format("expected host, bridge, none or awsvpc, got \"{}\"", *mode));
   }
 
   void readVolumes(const YAML::Node& list, const std::string& field, TaskDefinition& def) {
-    if (!list.IsDefined() || list.IsNull() || !r_.expectList(list, field)) return;
+    if (isAbsent(list) || !r_.expectList(list, field)) return;
     for (std::size_t i = 0; i < list.size(); ++i) {
       const YAML::Node v = list[i];
       const std::string f = at(field, i);
       if (!r_.expectMap(v, f)) continue;
-      r_.checkKeys(v, f, {"name", "host", "dockerVolumeConfiguration"},
-                   {"efsVolumeConfiguration", "fsxWindowsFileServerVolumeConfiguration", "configuredAtLaunch"});
+      r_.checkKeys(v, f, {"name", "host", "dockerVolumeConfiguration", "efsVolumeConfiguration",
+                          "fsxWindowsFileServerVolumeConfiguration", "configuredAtLaunch"}, {});
+      // Ignoring these would hand the application an empty local volume where it expects its
+      // shared file system: it would run, and write its data where nobody reads it.
+      if (!isAbsent(v["efsVolumeConfiguration"]))
+        r_.error(v["efsVolumeConfiguration"], joinField(f, "efsVolumeConfiguration"),
+                 "EFS volumes are not supported on this host: the application would write to an empty local volume "
+                 "instead of the EFS file system; mount it on the host and use host.sourcePath");
+      if (!isAbsent(v["fsxWindowsFileServerVolumeConfiguration"]))
+        r_.error(v["fsxWindowsFileServerVolumeConfiguration"], joinField(f, "fsxWindowsFileServerVolumeConfiguration"),
+                 "FSx for Windows volumes are not supported on this host: the application would write to an empty "
+                 "local volume instead of the FSx file system");
+      if (isSet(v["configuredAtLaunch"]))
+        r_.error(v["configuredAtLaunch"], joinField(f, "configuredAtLaunch"),
+                 "ECS attaches such a volume (EBS) when it launches the task; nothing here configures it at launch, and "
+                 "the application would write to an empty local volume");
+      else r_.boolean(v["configuredAtLaunch"], joinField(f, "configuredAtLaunch"));
       Volume vol;
       if (auto name = r_.string(v["name"], joinField(f, "name"))) vol.name = *name;
-      else if (!v["name"].IsDefined()) r_.error(v, joinField(f, "name"), "required field is missing");
+      else if (isAbsent(v["name"])) r_.error(v, joinField(f, "name"), "required field is missing");
       for (const auto& other : def.volumes) {
         if (!vol.name.empty() && other.name == vol.name)
           r_.error(v["name"], joinField(f, "name"), fmt::format("volume '{}' is defined twice", vol.name));
       }
-      if (v["host"].IsDefined() && r_.expectMap(v["host"], joinField(f, "host"))) {
+      if (!isAbsent(v["host"]) && r_.expectMap(v["host"], joinField(f, "host"))) {
         const std::string pf = joinField(f, "host.sourcePath");
         if (auto path = r_.string(v["host"]["sourcePath"], pf)) {
           if (path->empty() || path->front() != '/') r_.error(v["host"]["sourcePath"], pf, fmt::format("must be an absolute path, got \"{}\"", *path));
@@ -180,7 +244,7 @@ class DefinitionReader {
       }
       const YAML::Node dv = v["dockerVolumeConfiguration"];
       const std::string df = joinField(f, "dockerVolumeConfiguration");
-      if (dv.IsDefined() && r_.expectMap(dv, df)) {
+      if (!isAbsent(dv) && r_.expectMap(dv, df)) {
         r_.checkKeys(dv, df, {"scope", "driver", "driverOpts", "labels", "autoprovision"}, {});
         DockerVolumeConfiguration c;
         if (auto scope = r_.string(dv["scope"], joinField(df, "scope"))) {
@@ -206,13 +270,17 @@ class DefinitionReader {
       c.name = *name;
       if (!validName(c.name))
         r_.error(node["name"], joinField(f, "name"), fmt::format("'{}' is not a valid container name: use letters, digits, '-' or '_'", c.name));
-    } else if (!node["name"].IsDefined()) {
+    } else if (isAbsent(node["name"])) {
       r_.error(node, joinField(f, "name"), "required field is missing");
     }
     if (auto image = r_.string(node["image"], joinField(f, "image"))) {
       c.image = *image;
       if (c.image.empty()) r_.error(node["image"], joinField(f, "image"), "must not be empty");
-    } else if (!node["image"].IsDefined()) {
+      else if (!validImageReference(c.image))
+        r_.error(node["image"], joinField(f, "image"),
+                 fmt::format("\"{}\" is not an image reference Docker accepts ([registry/]name[:tag][@digest], "
+                             "lower-case name): is a template placeholder left in?", c.image));
+    } else if (isAbsent(node["image"])) {
       r_.error(node, joinField(f, "image"), "required field is missing");
     }
     if (auto e = r_.boolean(node["essential"], joinField(f, "essential"))) c.essential = *e;
@@ -220,6 +288,15 @@ class DefinitionReader {
     if (auto v = r_.stringList(node["entryPoint"], joinField(f, "entryPoint"))) c.entryPoint = *v;
     readEnvironment(node["environment"], joinField(f, "environment"), c);
     readEnvironmentFiles(node["environmentFiles"], joinField(f, "environmentFiles"), c);
+    readSecrets(node["secrets"], joinField(f, "secrets"), c.secrets);
+    // Dropping these would run the container less confined than its author declared.
+    if (isSet(node["dockerSecurityOptions"]) && r_.stringList(node["dockerSecurityOptions"], joinField(f, "dockerSecurityOptions")))
+      r_.error(node["dockerSecurityOptions"], joinField(f, "dockerSecurityOptions"),
+               "security options are not supported: the container would run with weaker confinement than declared");
+    else if (!isAbsent(node["dockerSecurityOptions"])) r_.stringList(node["dockerSecurityOptions"], joinField(f, "dockerSecurityOptions"));
+    if (auto off = r_.boolean(node["disableNetworking"], joinField(f, "disableNetworking")); off && *off)
+      r_.error(node["disableNetworking"], joinField(f, "disableNetworking"),
+               "not supported: the container would have a network it was declared not to have; use networkMode none");
     c.cpu = r_.integer(node["cpu"], joinField(f, "cpu"));
     if (c.cpu) checkSize(node["cpu"], joinField(f, "cpu"), *c.cpu, true, 0);
     c.memory = r_.integer(node["memory"], joinField(f, "memory"));
@@ -263,7 +340,7 @@ class DefinitionReader {
   // Runs `each` over the objects of a list, checking keys; skips entries of the wrong type.
   void forEachObject(const YAML::Node& list, const std::string& field, const KeySet& keys,
                      const std::function<void(const YAML::Node&, const std::string&)>& each) {
-    if (!list.IsDefined() || list.IsNull() || !r_.expectList(list, field)) return;
+    if (isAbsent(list) || !r_.expectList(list, field)) return;
     for (std::size_t i = 0; i < list.size(); ++i) {
       const std::string f = at(field, i);
       if (!r_.expectMap(list[i], f)) continue;
@@ -273,11 +350,48 @@ class DefinitionReader {
   }
 
   std::optional<std::string> required(const YAML::Node& parent, const char* key, const std::string& f) {
-    if (!parent[key].IsDefined()) {
+    if (isAbsent(parent[key])) {
       r_.error(parent, joinField(f, key), "required field is missing");
       return std::nullopt;
     }
     return r_.string(parent[key], joinField(f, key));
+  }
+
+  // Only the reference is kept: resolving it is the agent's job when the task starts.
+  void readSecrets(const YAML::Node& list, const std::string& field, std::vector<Secret>& out) {
+    forEachObject(list, field, {"name", "valueFrom"}, [&](const YAML::Node& e, const std::string& f) {
+      auto name = required(e, "name", f);
+      auto valueFrom = required(e, "valueFrom", f);
+      if (name && name->empty()) r_.error(e["name"], joinField(f, "name"), "must not be empty");
+      if (valueFrom && valueFrom->empty()) r_.error(e["valueFrom"], joinField(f, "valueFrom"), "must not be empty");
+      if (name && valueFrom) out.push_back({*name, *valueFrom});
+    });
+  }
+
+  // ECS resource tags do not apply here, but a map where ECS takes [{key, value}] is how a
+  // template filled the wrong shape in: ECS would refuse it, so does this.
+  void checkTags(const YAML::Node& tags, const std::string& field) {
+    if (isAbsent(tags) || !r_.expectList(tags, field)) return;
+    for (std::size_t i = 0; i < tags.size(); ++i) r_.expectMap(tags[i], at(field, i));
+  }
+
+  // Task-level ECS fields that are otherwise ignored, where a value would change what runs.
+  void checkTaskOnlyFields(const YAML::Node& node, const std::string& prefix) {
+    checkTags(node["tags"], joinField(prefix, "tags"));
+    if (!isAbsent(node["proxyConfiguration"]))
+      r_.error(node["proxyConfiguration"], joinField(prefix, "proxyConfiguration"),
+               "an App Mesh proxy is not supported: nothing would redirect the task's traffic through it, so the "
+               "application's traffic would bypass the proxy (and the encryption and policy it enforces)");
+    const YAML::Node constraints = node["placementConstraints"];
+    if (!isAbsent(constraints) && r_.expectList(constraints, joinField(prefix, "placementConstraints")) && constraints.size() > 0)
+      r_.error(constraints, joinField(prefix, "placementConstraints"),
+               "placement constraints are not evaluated on one host: the task would run on a host it excludes; "
+               "choose hosts with the definitions directory or the control endpoint instead");
+    const YAML::Node platform = node["runtimePlatform"];
+    const YAML::Node os = !isAbsent(platform) && platform.IsMap() ? platform["operatingSystemFamily"] : YAML::Node();
+    if (auto family = r_.string(os, joinField(prefix, "runtimePlatform.operatingSystemFamily")); family && *family != "LINUX")
+      r_.error(os, joinField(prefix, "runtimePlatform.operatingSystemFamily"),
+               fmt::format("{} needs a Windows host; daemonlet runs Linux containers", *family));
   }
 
   void readEnvironment(const YAML::Node& list, const std::string& field, ContainerDefinition& c) {
@@ -310,7 +424,7 @@ class DefinitionReader {
     forEachObject(list, field, {"containerPort", "hostPort", "protocol", "name", "appProtocol", "containerPortRange"},
                   [&](const YAML::Node& e, const std::string& f) {
       PortMapping p;
-      if (!e["containerPort"].IsDefined()) r_.error(e, joinField(f, "containerPort"), "required field is missing");
+      if (isAbsent(e["containerPort"])) r_.error(e, joinField(f, "containerPort"), "required field is missing");
       if (auto port = r_.integer(e["containerPort"], joinField(f, "containerPort"))) {
         if (*port < 1 || *port > 65535) r_.error(e["containerPort"], joinField(f, "containerPort"), fmt::format("must be between 1 and 65535, got {}", *port));
         p.containerPort = static_cast<int>(*port);
@@ -368,16 +482,22 @@ class DefinitionReader {
   }
 
   void readHealthCheck(const YAML::Node& v, const std::string& f, ContainerDefinition& c) {
-    if (!v.IsDefined() || v.IsNull() || !r_.expectMap(v, f)) return;
+    if (isAbsent(v) || !r_.expectMap(v, f)) return;
     r_.checkKeys(v, f, {"command", "interval", "timeout", "retries", "startPeriod"}, {});
     HealthCheck h;
-    if (!v["command"].IsDefined()) r_.error(v, joinField(f, "command"), "required field is missing");
+    if (isAbsent(v["command"])) r_.error(v, joinField(f, "command"), "required field is missing");
     if (auto cmd = r_.stringList(v["command"], joinField(f, "command"))) {
       h.command = *cmd;
-      if (h.command.empty() || (h.command[0] != "CMD" && h.command[0] != "CMD-SHELL")) {
-        r_.error(v["command"], joinField(f, "command"), "must start with \"CMD\" or \"CMD-SHELL\"");
-      } else if (h.command.size() < 2) {
+      if (h.command.empty() || ((h.command[0] == "CMD" || h.command[0] == "CMD-SHELL") && h.command.size() < 2)) {
         r_.error(v["command"], joinField(f, "command"), "names no command to run");
+      } else if (h.command[0] != "CMD" && h.command[0] != "CMD-SHELL") {
+        // Docker would take the first word as the kind of test and refuse the container;
+        // people write ["/healthcheck"] meaning "run this".
+        h.command.insert(h.command.begin(), "CMD");
+        std::vector<std::string> quoted;
+        for (const auto& word : h.command) quoted.push_back(fmt::format("\"{}\"", word));
+        r_.warning(v["command"], joinField(f, "command"),
+                   fmt::format("does not start with \"CMD\" or \"CMD-SHELL\"; runs as [{}]", fmt::join(quoted, ", ")));
       }
     }
     if (auto s = seconds(v["interval"], joinField(f, "interval"), 5, 300)) h.intervalSeconds = *s;
@@ -388,11 +508,12 @@ class DefinitionReader {
   }
 
   void readLogConfiguration(const YAML::Node& v, const std::string& f, ContainerDefinition& c) {
-    if (!v.IsDefined() || v.IsNull() || !r_.expectMap(v, f)) return;
-    r_.checkKeys(v, f, {"logDriver", "options"}, {"secretOptions"});
+    if (isAbsent(v) || !r_.expectMap(v, f)) return;
+    r_.checkKeys(v, f, {"logDriver", "options", "secretOptions"}, {});
     LogConfiguration l;
     if (auto d = required(v, "logDriver", f)) l.logDriver = *d;
     if (auto o = r_.stringMap(v["options"], joinField(f, "options"))) l.options = *o;
+    readSecrets(v["secretOptions"], joinField(f, "secretOptions"), l.secretOptions);
     c.logConfiguration = l;
   }
 
@@ -400,8 +521,8 @@ class DefinitionReader {
     forEachObject(list, field, {"name", "softLimit", "hardLimit"}, [&](const YAML::Node& e, const std::string& f) {
       Ulimit u;
       if (auto s = required(e, "name", f)) u.name = *s;
-      if (!e["softLimit"].IsDefined()) r_.error(e, joinField(f, "softLimit"), "required field is missing");
-      if (!e["hardLimit"].IsDefined()) r_.error(e, joinField(f, "hardLimit"), "required field is missing");
+      if (isAbsent(e["softLimit"])) r_.error(e, joinField(f, "softLimit"), "required field is missing");
+      if (isAbsent(e["hardLimit"])) r_.error(e, joinField(f, "hardLimit"), "required field is missing");
       auto soft = r_.integer(e["softLimit"], joinField(f, "softLimit"));
       auto hard = r_.integer(e["hardLimit"], joinField(f, "hardLimit"));
       if (soft && hard && *soft > *hard) r_.error(e["softLimit"], joinField(f, "softLimit"), fmt::format("{} is above hardLimit {}", *soft, *hard));
@@ -412,11 +533,11 @@ class DefinitionReader {
   }
 
   void readLinuxParameters(const YAML::Node& v, const std::string& f, ContainerDefinition& c) {
-    if (!v.IsDefined() || v.IsNull() || !r_.expectMap(v, f)) return;
+    if (isAbsent(v) || !r_.expectMap(v, f)) return;
     r_.checkKeys(v, f, {"capabilities", "initProcessEnabled", "tmpfs"},
                  {"devices", "sharedMemorySize", "maxSwap", "swappiness"});
     const YAML::Node caps = v["capabilities"];
-    if (caps.IsDefined() && r_.expectMap(caps, joinField(f, "capabilities"))) {
+    if (!isAbsent(caps) && r_.expectMap(caps, joinField(f, "capabilities"))) {
       r_.checkKeys(caps, joinField(f, "capabilities"), {"add", "drop"}, {});
       if (auto a = r_.stringList(caps["add"], joinField(f, "capabilities.add"))) c.linuxParameters.capabilitiesAdd = *a;
       if (auto d = r_.stringList(caps["drop"], joinField(f, "capabilities.drop"))) c.linuxParameters.capabilitiesDrop = *d;
@@ -425,7 +546,7 @@ class DefinitionReader {
     forEachObject(v["tmpfs"], joinField(f, "tmpfs"), {"containerPath", "size", "mountOptions"}, [&](const YAML::Node& e, const std::string& tf) {
       TmpfsMount t;
       if (auto p = required(e, "containerPath", tf)) t.containerPath = *p;
-      if (!e["size"].IsDefined()) r_.error(e, joinField(tf, "size"), "required field is missing");
+      if (isAbsent(e["size"])) r_.error(e, joinField(tf, "size"), "required field is missing");
       if (auto s = r_.integer(e["size"], joinField(tf, "size"))) {
         t.sizeMiB = *s;
         checkSize(e["size"], joinField(tf, "size"), *s, false, 1);
@@ -436,11 +557,11 @@ class DefinitionReader {
   }
 
   void readRestartPolicy(const YAML::Node& v, const std::string& f, ContainerDefinition& c) {
-    if (!v.IsDefined() || v.IsNull() || !r_.expectMap(v, f)) return;
+    if (isAbsent(v) || !r_.expectMap(v, f)) return;
     r_.checkKeys(v, f, {"enabled", "ignoredExitCodes", "restartAttemptPeriod"}, {});
     if (auto b = r_.boolean(v["enabled"], joinField(f, "enabled"))) c.restartPolicy.enabled = *b;
     const YAML::Node codes = v["ignoredExitCodes"];
-    if (codes.IsDefined() && r_.expectList(codes, joinField(f, "ignoredExitCodes"))) {
+    if (!isAbsent(codes) && r_.expectList(codes, joinField(f, "ignoredExitCodes"))) {
       for (std::size_t i = 0; i < codes.size(); ++i) {
         if (auto code = r_.integer(codes[i], at(joinField(f, "ignoredExitCodes"), i)))
           c.restartPolicy.ignoredExitCodes.push_back(static_cast<int>(*code));
@@ -453,35 +574,54 @@ class DefinitionReader {
   void checkDefinition(const TaskDefinition& def, const YAML::Node& node, const std::string& prefix) {
     const std::string containersField = joinField(prefix, "containerDefinitions");
     bool anyEssential = false;
-    std::int64_t hardMemory = 0;
+    std::int64_t reservedMemory = 0;
+    std::int64_t reservedCpu = 0;
     for (std::size_t i = 0; i < def.containers.size(); ++i) {
       const auto& c = def.containers[i];
       const YAML::Node& cn = containerNodes_[i];
       anyEssential = anyEssential || c.essential;
-      hardMemory += c.memory.value_or(0);
+      reservedMemory += c.memoryReservation ? *c.memoryReservation : c.memory.value_or(0);
+      reservedCpu += c.cpu.value_or(0);
+      // ECS's rules: no container may be given more memory than the whole task has.
+      if (def.memory) {
+        for (const char* key : {"memory", "memoryReservation"}) {
+          const auto& value = std::string_view(key) == "memory" ? c.memory : c.memoryReservation;
+          if (value && *value > *def.memory)
+            r_.error(cn[key], joinField(at(containersField, i), key),
+                     fmt::format("{} MiB is more than the task's memory ({} MiB)", *value, *def.memory));
+        }
+      }
       for (std::size_t j = 0; j < i; ++j) {
         if (!c.name.empty() && def.containers[j].name == c.name)
           r_.error(cn["name"], joinField(at(containersField, i), "name"), fmt::format("container name '{}' is used twice", c.name));
       }
       if (def.networkMode == NetworkMode::None && !c.portMappings.empty())
         r_.error(cn["portMappings"], joinField(at(containersField, i), "portMappings"), "networkMode none has no ports to map");
-      if (def.networkMode == NetworkMode::Host) {
+      // ECS's rule: in host and awsvpc mode a port is the container's own, so a hostPort
+      // can only repeat it.
+      if (def.networkMode == NetworkMode::Host || def.networkMode == NetworkMode::Awsvpc) {
         for (std::size_t p = 0; p < c.portMappings.size(); ++p) {
           const auto& pm = c.portMappings[p];
           if (pm.hostPort && *pm.hostPort != 0 && *pm.hostPort != pm.containerPort)
             r_.error(cn["portMappings"][p]["hostPort"], joinField(at(joinField(at(containersField, i), "portMappings"), p), "hostPort"),
-                     fmt::format("with networkMode host, hostPort must equal containerPort ({})", pm.containerPort));
+                     fmt::format("with networkMode {}, hostPort must equal containerPort ({})", toString(def.networkMode), pm.containerPort));
         }
       }
-      if (!cn["memory"].IsDefined() && !cn["memoryReservation"].IsDefined() && !def.memory && !c.name.empty()) {
+      if (isAbsent(cn["memory"]) && isAbsent(cn["memoryReservation"]) && !def.memory && !c.name.empty()) {
         r_.warning(cn, at(containersField, i), fmt::format("container '{}' declares no memory: nothing is reserved or enforced for it", c.name));
       }
     }
     if (!def.containers.empty() && !anyEssential)
       r_.error(node["containerDefinitions"], containersField, "at least one container must be essential");
-    if (def.memory && hardMemory > *def.memory)
+    // What containers reserve must fit in the task together; their hard limits need not (ECS
+    // lets containers of one task burst into each other's share, up to the task's limit).
+    if (def.memory && reservedMemory > *def.memory)
       r_.error(node["memory"], joinField(prefix, "memory"),
-               fmt::format("{} MiB is less than the containers' memory limits added up ({} MiB)", *def.memory, hardMemory));
+               fmt::format("{} MiB is less than the containers reserve together ({} MiB: memoryReservation, else memory)",
+                           *def.memory, reservedMemory));
+    if (def.cpu && reservedCpu > *def.cpu)
+      r_.error(node["cpu"], joinField(prefix, "cpu"),
+               fmt::format("{} CPU units is less than the containers reserve together ({})", *def.cpu, reservedCpu));
     for (const auto& [mount, field] : mountNodes_) {
       const std::string name = mount["sourceVolume"].IsScalar() ? mount["sourceVolume"].Scalar() : "";
       bool found = std::any_of(def.volumes.begin(), def.volumes.end(), [&](const Volume& v) { return v.name == name; });

@@ -20,6 +20,11 @@ for f in broken/*.json broken/*.yaml; do
     echo "FAIL: $f printed:"; echo "$actual"; echo "want:"; cat "$expected"; fail=1
   fi
 done
+# Warnings go to stderr and do not fail validation: a bare health check command runs as CMD.
+out=$("$bin" validate ecs/otel-sidecar-describe-output.json 2>&1); rc=$?
+[ "$rc" = 0 ] || { echo "FAIL: describe output: exit $rc, want 0: $out"; fail=1; }
+echo "$out" | grep -qF 'ecs/otel-sidecar-describe-output.json:33:36: warning: field '"'"'taskDefinition.containerDefinitions[1].healthCheck.command'"'"': does not start with "CMD" or "CMD-SHELL"; runs as ["CMD", "/healthcheck"]' \
+  || { echo "FAIL: describe output: no health check warning in: $out"; fail=1; }
 "$bin" validate >/dev/null 2>&1; rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: validate with no file: exit $rc, want 2"; fail=1; }
 "$bin" validate does-not-exist.json 2>&1 | grep -q "does-not-exist.json: no such file" || { echo "FAIL: missing file not reported"; fail=1; }

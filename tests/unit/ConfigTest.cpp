@@ -234,3 +234,19 @@ TEST_CASE("desired state from the control endpoint is strict JSON, positioned li
   auto ok = parseDesiredState(daemons + "}", "control endpoint response");
   CHECK(ok.ok());
 }
+
+TEST_CASE("desired state: null is absent, and a definition may be describe-task-definition output") {
+  auto p = parseDesiredState(R"({"generation":2,"instanceStatus":null,"daemons":null,
+    "tasks":[{"id":"web","restart":null,"definition":{"taskDefinition":)" + daemonJson("web", 64) + "}}]}",
+                             "control endpoint response");
+  INFO((p.diagnostics.empty() ? std::string() : p.diagnostics[0].format()));
+  REQUIRE(p.ok());
+  CHECK(p.value->instanceStatus == InstanceStatus::Active);
+  CHECK(p.value->tasks[0].definition.family == "web");
+  CHECK(p.value->tasks[0].restart == TaskRestart::Always);
+  auto noId = parseDesiredState(R"({"tasks":[{"id":null,"definition":)" + daemonJson("web", 64) + "}]}", "control endpoint response");
+  CHECK_FALSE(noId.value.has_value());
+  REQUIRE_FALSE(noId.diagnostics.empty());
+  CHECK(noId.diagnostics[0].field == "tasks[0].id");
+  CHECK(noId.diagnostics[0].message == "required field is missing");
+}

@@ -86,6 +86,22 @@ TEST_CASE("public ECS daemon definitions parse into values") {
     CHECK_FALSE(d.volumes[1].hostSourcePath);
     CHECK_FALSE(d.volumes[1].dockerVolume);
   }
+  SECTION("describe-task-definition output: wrapper, nulls, unit strings, awsvpc, secrets, bare health check") {
+    auto p = loadTaskDefinitionFile(kData / "ecs/otel-sidecar-describe-output.json");
+    INFO(errorsOf(p));
+    REQUIRE(p.ok());
+    const auto& d = *p.value;
+    CHECK(d.family == "otel-sidecar");
+    CHECK(d.revision == 5);
+    CHECK(d.cpu == 512);
+    CHECK(d.memory == 1024);
+    CHECK(d.networkMode == NetworkMode::Awsvpc);
+    CHECK_FALSE(d.pidMode);
+    REQUIRE(d.containers[0].secrets.size() == 1);
+    CHECK(d.containers[0].secrets[0].name == "API_TOKEN");
+    CHECK(d.containers[1].healthCheck->command == std::vector<std::string>{"CMD", "/healthcheck"});
+    CHECK(d.containers[1].logConfiguration->options.empty());
+  }
   SECTION("X-Ray daemon: non-critical, udp port, user") {
     auto p = loadTaskDefinitionFile(kData / "ecs/xray-daemon.json");
     REQUIRE(p.ok());
@@ -131,7 +147,7 @@ TEST_CASE("rule table: each invalid definition names its field") {
       {"no containers", R"({"family":"f","containerDefinitions":[]})", "containerDefinitions", "at least one container"},
       {"containers not a list", R"({"family":"f","containerDefinitions":{}})", "containerDefinitions", "expected a list, got an object"},
       {"no essential container", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"essential":false}]})", "containerDefinitions", "must be essential"},
-      {"unknown network mode", R"({"family":"f","networkMode":"nat","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "networkMode", "expected host, bridge or none, got \"nat\""},
+      {"unknown network mode", R"({"family":"f","networkMode":"nat","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "networkMode", "expected host, bridge, none or awsvpc, got \"nat\""},
       {"bad pidMode", R"({"family":"f","pidMode":"shared","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "pidMode", "expected host or task"},
       {"self dependency", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"dependsOn":[{"containerName":"a","condition":"START"}]}]})", "containerDefinitions[0].dependsOn", "dependency cycle: a -> a"},
       {"bad condition", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64,"dependsOn":[{"containerName":"a","condition":"READY"}]}]})", "containerDefinitions[1].dependsOn[0].condition", "expected START, COMPLETE, SUCCESS or HEALTHY"},
@@ -145,10 +161,9 @@ TEST_CASE("rule table: each invalid definition names its field") {
       {"ports with no network", R"({"family":"f","networkMode":"none","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80}]}]})", "containerDefinitions[0].portMappings", "no ports to map"},
       {"port out of range", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":70000}]}]})", "containerDefinitions[0].portMappings[0].containerPort", "between 1 and 65535"},
       {"bad protocol", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80,"protocol":"sctp"}]}]})", "containerDefinitions[0].portMappings[0].protocol", "expected tcp or udp"},
-      {"health check without CMD", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"healthCheck":{"command":["curl","x"]}}]})", "containerDefinitions[0].healthCheck.command", "CMD"},
       {"health interval too short", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"healthCheck":{"command":["CMD","true"],"interval":1}}]})", "containerDefinitions[0].healthCheck.interval", "between 5 and 300"},
       {"ulimit soft above hard", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"ulimits":[{"name":"nofile","softLimit":10,"hardLimit":5}]}]})", "containerDefinitions[0].ulimits[0].softLimit", "above hardLimit"},
-      {"task memory below containers", R"({"family":"f","memory":"100","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64}]})", "memory", "less than the containers' memory limits"},
+      {"container memory above the task's", R"({"family":"f","memory":"100","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":128}]})", "containerDefinitions[1].memory", "more than the task's memory"},
       {"task cpu garbage", R"({"family":"f","cpu":"lots","containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "cpu", "expected a number or \"N vCPU\", got \"lots\""},
       {"negative revision", R"({"family":"f","revision":-1,"containerDefinitions":[{"name":"a","image":"i","memory":64}]})", "revision", "must not be negative"},
       {"stop timeout absurd", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"stopTimeout":99999}]})", "containerDefinitions[0].stopTimeout", "between 0 and 3600"},
@@ -407,4 +422,223 @@ TEST_CASE("a key written twice in one mapping is an error at the second one") {
   // The same key in two different mappings is no duplicate.
   auto ok = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":64}]})");
   CHECK(ok.ok());
+}
+
+TEST_CASE("describe-task-definition and register-task-definition output is unwrapped") {
+  auto p = parse(R"({"taskDefinition":{"family":"web","revision":4,"status":"ACTIVE","containerDefinitions":[{"name":"a","image":"nginx","memory":128}]},"tags":[{"key":"team","value":"x"}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.value->family == "web");
+  CHECK(p.value->revision == 4);
+  // The identity is the definition, not its envelope: unwrapping by hand is not a rollout.
+  auto bare = parse(R"({"family":"web","revision":4,"status":"ACTIVE","containerDefinitions":[{"name":"a","image":"nginx","memory":128}]})");
+  REQUIRE(bare.ok());
+  CHECK(p.value->hash == bare.value->hash);
+  // Field paths and positions still point into the file as written.
+  auto bad = parse("{\"taskDefinition\": {\"family\": \"f\",\n\"containerDefinitions\": [{\"name\": \"a\", \"image\": \"i\", \"memory\": \"x\"}]}}");
+  CHECK(errorsOf(bad) == "t.json:2:64: field 'taskDefinition.containerDefinitions[0].memory': expected a number, got \"x\"\n");
+  // Anything else beside the wrapper is a warning, as elsewhere; a wrapper that is not an object is an error.
+  auto odd = parse(R"({"taskDefinition":{"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64}]},"nextToken":"x"})");
+  CHECK(odd.ok());
+  CHECK(hasDiagnostic(odd, Severity::Warning, "nextToken", "unknown field"));
+  CHECK(hasDiagnostic(parse(R"({"taskDefinition":[]})"), Severity::Error, "taskDefinition", "expected an object"));
+}
+
+TEST_CASE("null is the same as an absent field everywhere") {
+  // Older AWS CLI output writes every unset field as null.
+  auto p = parse(R"({"family":"f","cpu":null,"memory":null,"pidMode":null,"ipcMode":null,"networkMode":null,"taskRoleArn":null,
+    "volumes":[{"name":"v","host":{"sourcePath":"/"},"dockerVolumeConfiguration":null,"efsVolumeConfiguration":null,"fsxWindowsFileServerVolumeConfiguration":null}],
+    "containerDefinitions":[{"name":"a","image":"i","memory":null,"memoryReservation":64,"essential":null,"command":null,"links":null,
+      "healthCheck":null,"logConfiguration":{"logDriver":"json-file","secretOptions":null,"options":null},"linuxParameters":null,
+      "mountPoints":[{"sourceVolume":"v","containerPath":"/h","readOnly":null}],"secrets":null,"dependsOn":null,"user":null,"ulimits":null}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.diagnostics.empty());  // an absent field draws no warning, so neither does a null one
+  const auto& d = *p.value;
+  CHECK_FALSE(d.cpu);
+  CHECK_FALSE(d.memory);
+  CHECK(d.networkMode == NetworkMode::Bridge);
+  CHECK(d.volumes[0].hostSourcePath == "/");
+  CHECK_FALSE(d.volumes[0].dockerVolume);
+  CHECK(d.containers[0].essential);
+  CHECK_FALSE(d.containers[0].memory);
+  CHECK_FALSE(d.containers[0].healthCheck);
+  CHECK(d.containers[0].logConfiguration->options.empty());
+
+  // A required field given as null is missing, not silently empty.
+  auto missing = parse(R"({"family":null,"containerDefinitions":[{"name":null,"image":"i","memory":64}]})");
+  CHECK(hasDiagnostic(missing, Severity::Error, "family", "required field is missing"));
+  CHECK(hasDiagnostic(missing, Severity::Error, "containerDefinitions[0].name", "required field is missing"));
+  CHECK(hasDiagnostic(parse(R"({"family":"f","containerDefinitions":null})"), Severity::Error, "containerDefinitions", "required field is missing"));
+}
+
+TEST_CASE("a health check command without CMD or CMD-SHELL runs as CMD, with a warning") {
+  auto p = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,"healthCheck":{"command":["/healthcheck","--quick"]}}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.value->containers[0].healthCheck->command == std::vector<std::string>{"CMD", "/healthcheck", "--quick"});
+  CHECK(hasDiagnostic(p, Severity::Warning, "containerDefinitions[0].healthCheck.command", "runs as [\"CMD\", \"/healthcheck\", \"--quick\"]"));
+  CHECK(hasDiagnostic(parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","healthCheck":{"command":[]}}]})"),
+                      Severity::Error, "containerDefinitions[0].healthCheck.command", "names no command to run"));
+  CHECK(hasDiagnostic(parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","healthCheck":{"command":["CMD-SHELL"]}}]})"),
+                      Severity::Error, "containerDefinitions[0].healthCheck.command", "names no command to run"));
+}
+
+TEST_CASE("task cpu and memory take ECS unit strings") {
+  struct Case {
+    const char* cpu;
+    const char* memory;
+    std::int64_t cpuUnits;
+    std::int64_t memoryMiB;
+  };
+  const Case cases[] = {
+      {"\"1 vCPU\"", "\"2 GB\"", 1024, 2048},
+      {"\"1 vcpu\"", "\"2 gb\"", 1024, 2048},
+      {"\".25 vcpu\"", "\".5 gb\"", 256, 512},
+      {"\"0.5 vCPU\"", "\"0.5GB\"", 512, 512},
+      {"\"4vcpu\"", "\"30 GB\"", 4096, 30720},
+      {"\"256\"", "\"512\"", 256, 512},
+      {"2048", "4096", 2048, 4096},
+  };
+  for (const auto& c : cases) {
+    INFO(c.cpu << " " << c.memory);
+    auto p = parse(std::string(R"({"family":"f","cpu":)") + c.cpu + R"(,"memory":)" + c.memory +
+                   R"(,"containerDefinitions":[{"name":"a","image":"i"}]})");
+    INFO(errorsOf(p));
+    REQUIRE(p.ok());
+    CHECK(p.value->cpu == c.cpuUnits);
+    CHECK(p.value->memory == c.memoryMiB);
+  }
+  for (const char* bad : {"\"1 GB\"", "\"vcpu\"", "\"1.2.3 vcpu\"", "\"-1 vcpu\"", "\"0.0001 vcpu\""}) {
+    INFO(bad);
+    CHECK_FALSE(parse(std::string(R"({"family":"f","cpu":)") + bad + R"(,"containerDefinitions":[{"name":"a","image":"i"}]})").ok());
+  }
+  CHECK(hasDiagnostic(parse(R"({"family":"f","memory":"1 vcpu","containerDefinitions":[{"name":"a","image":"i"}]})"),
+                      Severity::Error, "memory", "expected a number or \"N GB\""));
+}
+
+TEST_CASE("memory follows ECS: each container fits in the task, the sum may not") {
+  // prometheus-grafana in the corpus: task 512 MiB, containers limited to 256 + 512 + 512 and
+  // reserving 128 + 256 + 128.
+  auto sum = parse(R"({"family":"f","memory":"512","containerDefinitions":[{"name":"a","image":"i","memory":256,"memoryReservation":128,"essential":false},
+    {"name":"b","image":"i","memory":512,"memoryReservation":256},{"name":"c","image":"i","memory":512,"memoryReservation":128}]})");
+  INFO(errorsOf(sum));
+  CHECK(sum.ok());
+  auto one = parse(R"({"family":"f","memory":"512","containerDefinitions":[{"name":"a","image":"i","memory":64},{"name":"b","image":"i","memory":1024}]})");
+  CHECK_FALSE(one.ok());
+  CHECK(hasDiagnostic(one, Severity::Error, "containerDefinitions[1].memory", "1024 MiB is more than the task's memory (512 MiB)"));
+  auto reservation = parse(R"({"family":"f","memory":"512","containerDefinitions":[{"name":"a","image":"i","memoryReservation":600}]})");
+  CHECK(hasDiagnostic(reservation, Severity::Error, "containerDefinitions[0].memoryReservation", "600 MiB is more than the task's memory (512 MiB)"));
+  // What ECS does add up is what containers reserve: memoryReservation (else memory) and cpu.
+  auto reserved = parse(R"({"family":"f","memory":"512","containerDefinitions":[{"name":"a","image":"i","memory":512,"memoryReservation":300},{"name":"b","image":"i","memory":300}]})");
+  CHECK(hasDiagnostic(reserved, Severity::Error, "memory", "512 MiB is less than the containers reserve together (600 MiB"));
+  auto cpu = parse(R"({"family":"f","cpu":"256","containerDefinitions":[{"name":"a","image":"i","cpu":200},{"name":"b","image":"i","cpu":100}]})");
+  CHECK(hasDiagnostic(cpu, Severity::Error, "cpu", "256 CPU units is less than the containers reserve together (300)"));
+}
+
+TEST_CASE("networkMode awsvpc is accepted") {
+  auto p = parse(R"({"family":"f","networkMode":"awsvpc","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":8080}]}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.value->networkMode == NetworkMode::Awsvpc);
+  CHECK(std::string(toString(NetworkMode::Awsvpc)) == "awsvpc");
+  // As on ECS, a host port given under awsvpc must be the container port.
+  auto port = parse(R"({"family":"f","networkMode":"awsvpc","containerDefinitions":[{"name":"a","image":"i","memory":64,"portMappings":[{"containerPort":80,"hostPort":8080}]}]})");
+  CHECK(hasDiagnostic(port, Severity::Error, "containerDefinitions[0].portMappings[0].hostPort", "with networkMode awsvpc, hostPort must equal containerPort (80)"));
+  CHECK(hasDiagnostic(parse(R"({"family":"f","networkMode":"nat","containerDefinitions":[{"name":"a","image":"i"}]})"),
+                      Severity::Error, "networkMode", "expected host, bridge, none or awsvpc, got \"nat\""));
+}
+
+TEST_CASE("secrets and logConfiguration.secretOptions are read into the model") {
+  auto p = parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":64,
+    "secrets":[{"name":"DB_URL","valueFrom":"arn:aws:secretsmanager:eu-west-1:1:secret:db-AbC:url::"},{"name":"TOKEN","valueFrom":"gokabot.TOKEN"}],
+    "logConfiguration":{"logDriver":"awsfirelens","options":{"Name":"newrelic"},"secretOptions":[{"name":"apiKey","valueFrom":"arn:aws:ssm:r:1:parameter/nr/key"}]}}]})");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.diagnostics.empty());
+  const auto& c = p.value->containers[0];
+  REQUIRE(c.secrets.size() == 2);
+  CHECK(c.secrets[0].name == "DB_URL");
+  CHECK(c.secrets[0].valueFrom == "arn:aws:secretsmanager:eu-west-1:1:secret:db-AbC:url::");
+  CHECK(c.secrets[1].valueFrom == "gokabot.TOKEN");
+  REQUIRE(c.logConfiguration->secretOptions.size() == 1);
+  CHECK(c.logConfiguration->secretOptions[0].name == "apiKey");
+
+  CHECK(hasDiagnostic(parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","secrets":[{"name":"X"}]}]})"),
+                      Severity::Error, "containerDefinitions[0].secrets[0].valueFrom", "required field is missing"));
+  CHECK(hasDiagnostic(parse(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","logConfiguration":{"logDriver":"x","secretOptions":[{"valueFrom":"v"}]}}]})"),
+                      Severity::Error, "containerDefinitions[0].logConfiguration.secretOptions[0].name", "required field is missing"));
+}
+
+TEST_CASE("fields whose omission would change data or security are errors that say why") {
+  struct Case {
+    const char* what;
+    const char* json;
+    const char* field;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"EFS volume", R"({"family":"f","volumes":[{"name":"v","efsVolumeConfiguration":{"fileSystemId":"fs-1"}}],"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "volumes[0].efsVolumeConfiguration", "the application would write to an empty local volume instead of the EFS file system"},
+      {"FSx volume", R"({"family":"f","volumes":[{"name":"v","fsxWindowsFileServerVolumeConfiguration":{"fileSystemId":"fs-1"}}],"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "volumes[0].fsxWindowsFileServerVolumeConfiguration", "instead of the FSx file system"},
+      {"volume configured at launch", R"({"family":"f","volumes":[{"name":"v","configuredAtLaunch":true}],"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "volumes[0].configuredAtLaunch", "nothing here configures it at launch"},
+      {"security options", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","dockerSecurityOptions":["no-new-privileges"]}]})",
+       "containerDefinitions[0].dockerSecurityOptions", "would run with weaker confinement than declared"},
+      {"networking disabled", R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","disableNetworking":true}]})",
+       "containerDefinitions[0].disableNetworking", "would have a network"},
+      {"Windows task", R"({"family":"f","runtimePlatform":{"operatingSystemFamily":"WINDOWS_SERVER_2019_CORE"},"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "runtimePlatform.operatingSystemFamily", "needs a Windows host"},
+      {"App Mesh proxy", R"({"family":"f","proxyConfiguration":{"type":"APPMESH","containerName":"envoy"},"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "proxyConfiguration", "traffic would bypass the proxy"},
+      {"placement constraints", R"({"family":"f","placementConstraints":[{"type":"memberOf","expression":"attribute:x == y"}],"containerDefinitions":[{"name":"a","image":"i"}]})",
+       "placementConstraints", "would run on a host it excludes"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto p = parse(c.json);
+    INFO(errorsOf(p));
+    CHECK_FALSE(p.ok());
+    CHECK(hasDiagnostic(p, Severity::Error, c.field, c.message));
+  }
+  // Empty or off forms of the same fields change nothing and pass, as describe output writes them.
+  auto harmless = parse(R"({"family":"f","placementConstraints":[],"proxyConfiguration":null,"volumes":[{"name":"v","configuredAtLaunch":false}],
+    "containerDefinitions":[{"name":"a","image":"i","dockerSecurityOptions":[],"systemControls":[],"disableNetworking":false,"resourceRequirements":[],
+      "linuxParameters":{"devices":[]}}]})");
+  INFO(errorsOf(harmless));
+  CHECK(harmless.ok());
+  // What only makes the task fail loudly, or run with less, stays a warning.
+  auto loud = parse(R"({"family":"f","runtimePlatform":{"operatingSystemFamily":"LINUX"},"containerDefinitions":[{"name":"a","image":"i",
+    "repositoryCredentials":{"credentialsParameter":"arn:x"},"systemControls":[{"namespace":"net.core.somaxconn","value":"1024"}],
+    "resourceRequirements":[{"type":"GPU","value":"1"}],"linuxParameters":{"devices":[{"hostPath":"/dev/fuse"}]}}]})");
+  INFO(errorsOf(loud));
+  CHECK(loud.ok());
+  CHECK(hasDiagnostic(loud, Severity::Warning, "containerDefinitions[0]", "repositoryCredentials"));
+  CHECK(hasDiagnostic(loud, Severity::Warning, "containerDefinitions[0].linuxParameters", "devices"));
+}
+
+TEST_CASE("an image reference Docker would refuse is an error at validate time") {
+  for (const char* image : {"<IMAGE1_NAME>", "${ecr_repository_url}:latest", "katsubushi/katsubushi:{{ env `TAG` `latest` }}", "Nginx", "nginx:", "a b"}) {
+    INFO(image);
+    nlohmann::json doc = {{"family", "f"}, {"containerDefinitions", {{{"name", "a"}, {"image", image}}}}};
+    auto p = parse(doc.dump());
+    CHECK(hasDiagnostic(p, Severity::Error, "containerDefinitions[0].image", "is not an image reference Docker accepts"));
+  }
+  for (const char* image : {"nginx", "nginx:1.25-alpine", "public.ecr.aws/nginx/nginx:latest", "127.0.0.1:51670/busybox:latest",
+                            "quay.io/signalfx/splunk-otel-collector:latest", "my-app:latest", "localhost:5000/a/b_c/d__e:tag",
+                            "busybox@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+                            "381491829424.dkr.ecr.us-east-1.amazonaws.com/piterbog:v10.latest"}) {
+    INFO(image);
+    nlohmann::json doc = {{"family", "f"}, {"containerDefinitions", {{{"name", "a"}, {"image", image}}}}};
+    auto p = parse(doc.dump());
+    INFO(errorsOf(p));
+    CHECK(p.ok());
+  }
+}
+
+TEST_CASE("ECS fields ECS itself would refuse in a type are still checked where they are ignored") {
+  // tags must be [{key, value}]: a map there is how a template fills the wrong shape.
+  auto p = parse(R"({"family":"f","tags":{"Project":"x"},"containerDefinitions":[{"name":"a","image":"i"}]})");
+  CHECK(hasDiagnostic(p, Severity::Error, "tags", "expected a list"));
 }
