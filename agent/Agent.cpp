@@ -10,6 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include "agent/ScopedFlag.h"
 #include <iostream>
 
 namespace daemonlet::agent {
@@ -48,6 +51,11 @@ std::optional<WallTime> hostBootTime() {
 }
 
 constexpr std::size_t kOutagesKept = 8;
+// How often an idle loop proves it is alive (systemd's watchdog wants half of 30 s;
+// /healthz calls the loop stalled after 10 s without a turn).
+constexpr auto kHeartbeat = std::chrono::seconds(5);
+// A full listing beside the event stream, in case an event was lost.
+constexpr auto kResyncEvery = std::chrono::seconds(60);
 
 }  // namespace
 
@@ -188,7 +196,7 @@ std::unique_ptr<DesiredStateSource> Agent::makeSource() {
 }
 
 void Agent::persistState() {
-  if (store_) store_->save({{desired_, desiredEtag_}, taskRecords_});
+  if (store_) store_->save({{desired_, desiredEtag_}, taskRecords_, config_.instance.id});
 }
 
 // A task that was RUNNING when the state was last saved but has no container now lost it
@@ -236,7 +244,7 @@ InstanceInfo Agent::instance() const {
           source_ ? source_->problems() : std::vector<std::string>{}};
 }
 
-// /healthz: the loop ticks at least once a second; ten without one means it is stuck.
+// /healthz: the loop turns at least every kHeartbeat; ten seconds without a turn means it is stuck.
 bool Agent::loopAlive() const { return steady_clock::now() - lastTick_ < std::chrono::seconds(10); }
 
 asio::awaitable<int> Agent::run() {
@@ -294,8 +302,15 @@ asio::awaitable<int> Agent::run() {
       const auto& state = persisted->desired.state;
       log_.info("last good desired state: {} (generation {}, {} daemon(s), {} task(s))", store_->path().string(), state.generation,
                 state.daemons.size(), state.tasks.size());
-      reportLostTasks(persisted->tasks);
-      taskRecords_ = std::move(persisted->tasks);
+      if (persisted->instanceId.empty() || persisted->instanceId == config_.instance.id) {
+        reportLostTasks(persisted->tasks);
+        for (const auto& [id, record] : persisted->tasks) {
+          if (record.status == toString(Status::Running)) runningAtLastSave_.insert(id);
+        }
+        taskRecords_ = std::move(persisted->tasks);
+      } else {
+        log_.info("{} holds task records of instance '{}': not this instance's, ignored", store_->path().string(), persisted->instanceId);
+      }
       saved = std::move(persisted->desired);
     }
   }
@@ -351,6 +366,7 @@ asio::awaitable<int> Agent::run() {
   const auto onceDeadline = steady_clock::now() + options_.onceTimeout;
   auto lastRefresh = steady_clock::now();
   int exitCode = 0;
+  bool due = true;  // something happened, or a deadline of the last plan passed
   for (;;) {
     if (terminating_) {
       const auto left = executor_.observed().containers.size();
@@ -361,7 +377,8 @@ asio::awaitable<int> Agent::run() {
     notifier_.keepAlive();
     // A shutdown before any desired state arrived still drains what runs (an empty desired
     // state stops tasks, then daemons) instead of holding the machine for the whole limit.
-    if (haveDesired_ || shutdownRequested_) tick();
+    if (due && (haveDesired_ || shutdownRequested_)) tick();
+    if (source_) metrics_.controlEndpointErrors = source_->errors();
     if (options_.once && lastPlan_.converged && executor_.idle()) {
       log_.info("converged: phase {}", toString(phase_));
       break;
@@ -391,7 +408,7 @@ asio::awaitable<int> Agent::run() {
       }
       if (inhibitor_) inhibitor_->release();  // never hold the machine past the limit
     }
-    if (steady_clock::now() - lastRefresh > std::chrono::seconds(60)) {
+    if (steady_clock::now() - lastRefresh > kResyncEvery) {
       // Belt and braces next to the event stream: a full listing now and then, beside the
       // loop rather than in it, so ticks, the watchdog and /healthz never wait for it.
       lastRefresh = steady_clock::now();
@@ -399,11 +416,23 @@ asio::awaitable<int> Agent::run() {
     }
     if (wakePending_) {
       wakePending_ = false;
+      due = true;
       continue;
     }
-    wake_.expires_after(std::chrono::seconds(1));
+    // Event-driven: sleep until woken (runtime events, finished steps, the source, the API)
+    // or until the earliest deadline. Without either, the loop only wakes to prove it is
+    // alive (watchdog, /healthz), and plans nothing.
+    const auto now = steady_clock::now();
+    auto until = now + kHeartbeat;
+    if (lastPlan_.wakeAt) until = std::min(until, *lastPlan_.wakeAt);
+    until = std::min(until, lastRefresh + kResyncEvery + std::chrono::milliseconds(1));
+    if (shutdownDeadline_) until = std::min(until, *shutdownDeadline_ + std::chrono::milliseconds(1));
+    if (options_.once) until = std::min(until, now + std::chrono::seconds(1));
+    wake_.expires_at(until);
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    const auto woke = steady_clock::now();
+    due = wakePending_ || options_.once || shutdownRequested_ || (lastPlan_.wakeAt && woke >= *lastPlan_.wakeAt);
     wakePending_ = false;
   }
   runtime_.stopWatching();
@@ -426,6 +455,7 @@ void Agent::tick() {
   in.instanceId = config_.instance.id;
   in.hostBootAt = hostBootAt_;
   in.engineOutages = engineOutages_;
+  in.runningAtLastSave = runningAtLastSave_;
   if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
@@ -443,7 +473,7 @@ void Agent::tick() {
     wake();  // the next phase may have work at once
   }
   phase_ = plan.phase;
-  if (plan.memory.gateOpenedAt && !memory_.gateOpenedAt) rememberGateOpened();
+  if (plan.memory.gateOpenedAt && !memory_.gateOpenedAt) rememberGateOpened(plan.memory.gateForced);
   memory_ = plan.memory;
   logChanges(plan);
   executor_.execute(plan.actions);
@@ -468,31 +498,44 @@ void Agent::tick() {
 }
 
 asio::awaitable<void> Agent::resync(std::string why) {
-  if (resyncing_) co_return;
-  resyncing_ = true;
-  auto r = co_await executor_.refresh();
-  if (!r) log_.warn("runtime: {} resync failed: {}", why, r.error().message);
-  auto orphans = co_await executor_.refreshOrphans();
-  if (!orphans) log_.warn("runtime: listing other instances' containers failed: {}", orphans.error().message);
-  resyncing_ = false;
+  if (resyncing_) {
+    resyncAgain_ = true;  // a reconnect during a periodic listing still gets its own
+    co_return;
+  }
+  do {
+    resyncAgain_ = false;
+    ScopedFlag running(resyncing_);
+    auto r = co_await executor_.refresh();
+    if (!r) log_.warn("runtime: {} resync failed: {}", why, r.error().message);
+    auto orphans = co_await executor_.refreshOrphans();
+    if (!orphans) log_.warn("runtime: listing other instances' containers failed: {}", orphans.error().message);
+  } while (resyncAgain_);
   wake();
 }
 
 // stateDir/slot-gate holds the boot id of the boot in which the gate opened: an agent
 // restarted in the same boot (a package upgrade) opens it at once and reports READY=1
 // promptly. Applications still start only while critical daemons are up (Reconciler).
-void Agent::rememberGateOpened() {
+void Agent::rememberGateOpened(bool forced) {
   if (options_.dryRun || gateRemembered_) return;
   gateRemembered_ = true;
-  if (!writeFileAtomically(std::filesystem::path(config_.stateDir) / "slot-gate", bootId() + "\n"))
+  const std::string how = forced ? "forced" : "daemons";
+  if (!writeFileAtomically(std::filesystem::path(config_.stateDir) / "slot-gate", bootId() + " " + config_.instance.id + " " + how + "\n"))
     log_.warn("cannot record the open slot gate in {}/slot-gate: a restarted agent will wait for the daemons again", config_.stateDir);
 }
 
 void Agent::restoreGateOfThisBoot() {
-  const std::string saved = firstLineOf(std::filesystem::path(config_.stateDir) / "slot-gate");
+  // "<boot id> <instance id>": another instance sharing the state directory (a new
+  // machine-id, a baked image) has a gate of its own to open.
+  std::istringstream saved(firstLineOf(std::filesystem::path(config_.stateDir) / "slot-gate"));
+  std::string boot, instance, how;
+  saved >> boot >> instance >> how;
   const std::string now = bootId();
-  if (saved.empty() || now.empty() || saved != now) return;
+  if (now.empty() || boot != now || instance != config_.instance.id) return;
   memory_.gateOpenedAt = steady_clock::now();
+  // Opened by slotGate.timeoutSeconds: it stays forced, or a broken critical daemon would
+  // hold every new task after an agent upgrade.
+  memory_.gateForced = how == "forced";
   memory_.gateReason = "opened earlier in this boot (boot id " + now.substr(0, 8) + "); applications start while critical daemons are up";
   gateRemembered_ = true;
   log_.info("slot gate: {}", memory_.gateReason);
@@ -506,17 +549,17 @@ void Agent::maybeConfirmDrained(const Plan& plan) {
                                         [](const ObservedContainer& c) { return c.kind == Kind::Task && c.running(); });
   if (tasksRunning) tasksConfirmedGone_ = false;
   if (!draining || tasksConfirmedGone_ || confirming_ || tasksRunning || executor_.inFlight(Kind::Task)) return;
-  confirming_ = true;
-  asio::co_spawn(io_, confirmDrained(), asio::detached);
+  confirming_ = true;  // before the spawn: a second tick must not start another
+  spawnGuarded(io_.get_executor(), confirmDrained(), "drain confirmation", [this](auto& w, auto& e) { internalError(w, e); });
 }
 
 asio::awaitable<void> Agent::confirmDrained() {
+  ScopedFlag running(confirming_);
   // A named selector, not a braced list in the call: GCC 12 cannot place an
   // initializer_list's backing array in a coroutine frame.
   runtime::LabelSelector tasks = executor_.managedSelector();
   tasks[label::kKind] = "task";
   auto listed = co_await runtime_.list(std::move(tasks));
-  confirming_ = false;
   if (!listed) {
     log_.warn("drain: could not confirm with the runtime: {}", listed.error().message);
     co_return;

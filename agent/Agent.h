@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "agent/DesiredStateSource.h"
@@ -60,7 +61,7 @@ class Agent final : public ApiBackend {
   asio::awaitable<bool> connect();
   asio::awaitable<void> resync(std::string why);
   void tick();
-  void rememberGateOpened();
+  void rememberGateOpened(bool forced);
   void restoreGateOfThisBoot();
   void logChanges(const Plan& plan);
   void notifyServiceManager(const Plan& plan);
@@ -97,6 +98,8 @@ class Agent final : public ApiBackend {
   std::vector<EngineOutage> engineOutages_;  // the last few, for task restart decisions
   std::string engineDescription_;
   bool resyncing_ = false;
+  bool resyncAgain_ = false;
+  std::set<std::string> runningAtLastSave_;  // task ids, from the saved task records
   bool gateRemembered_ = false;
   bool terminating_ = false;
   bool drainRequested_ = false;

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "agent/ContainerSpecBuilder.h"
+#include "agent/ScopedFlag.h"
 
 namespace daemonlet::agent {
 
@@ -45,14 +46,16 @@ bool Executor::changedSince(const std::string& id, std::uint64_t seq) const {
 
 asio::awaitable<runtime::Status> Executor::refresh() {
   const std::uint64_t began = seq_;
-  ++listings_;
-  auto listed = co_await runtime_.list(managedSelector());
-  --listings_;
-  if (!listed) co_return listed.error();
+  std::optional<runtime::Result<std::vector<runtime::ContainerInfo>>> listed;
+  {
+    ScopedCount underWay(listings_);
+    listed.emplace(co_await runtime_.list(managedSelector()));
+  }
+  if (!*listed) co_return listed->error();
   std::map<std::string, ObservedContainer> before;
   before.swap(containers_);
   std::set<std::string> seen;
-  for (const auto& info : listed.value()) {
+  for (const auto& info : listed->value()) {
     seen.insert(info.id);
     // Removed by this agent after the listing was taken: it is gone, whatever the list says.
     if (changedSince(info.id, began) && !before.count(info.id)) continue;
@@ -110,9 +113,12 @@ void Executor::applyEvent(const runtime::RuntimeEvent& event) {
 
 asio::awaitable<void> Executor::refreshOne(std::string id) {
   const std::uint64_t began = seq_;
-  ++listings_;
-  auto info = co_await runtime_.inspect(id);
-  --listings_;
+  std::optional<runtime::Result<runtime::ContainerInfo>> inspected;
+  {
+    ScopedCount underWay(listings_);
+    inspected.emplace(co_await runtime_.inspect(id));
+  }
+  const auto& info = *inspected;
   if (!changedSince(id, began)) {
     if (info) upsert(info.value());
     else if (info.error().code == runtime::Error::Code::NotFound && containers_.count(id)) erase(id);
@@ -209,7 +215,7 @@ asio::awaitable<void> Executor::create(const Action& action) {
   }
   auto spec = buildContainerSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", *container, instanceId_, fromFiles);
   auto id = co_await createResolvingConflict(action, spec);
-  if (!id && id.error().code == runtime::Error::Code::NotFound) {
+  if (!id && id.error().code == runtime::Error::Code::NotFound && id.error().message.find("image") != std::string::npos) {
     // The image went away since it was checked (docker image prune -a): fetch it again.
     imagesPresent_.erase(container->image);
     log_.warn("{} {}: {}; ensuring image {} again", toString(action.kind), action.owner, id.error().message, container->image);

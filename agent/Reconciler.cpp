@@ -37,13 +37,16 @@ struct Group {
   bool live() const {
     return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return !c->exited(); });
   }
-  // Names one copy: a replacement or a retried rollout is a new copy with new ids.
-  std::string key() const {
-    std::string first;
-    for (const auto* c : containers) {
-      if (first.empty() || c->id < first) first = c->id;
-    }
-    return first;
+  // The ids of one copy: a replacement or a retried rollout is a new copy with new ids.
+  std::set<std::string> ids() const {
+    std::set<std::string> out;
+    for (const auto* c : containers) out.insert(c->id);
+    return out;
+  }
+  // The same copy as the one `b` counted, even while its containers are being removed one
+  // by one (a key of "the smallest id" changed under a removal and counted it twice).
+  bool counted(const Backoff& b) const {
+    return std::any_of(containers.begin(), containers.end(), [&](const auto* c) { return b.copy.count(c->id) > 0; });
   }
   // Running, and not failing a health check it declares: good enough to stand in for
   // its family while a new revision comes up.
@@ -189,6 +192,7 @@ class Planner {
     Progress progress;
     if (!current) {
       const bool waiting = failedRollout && in_.now < failedRollout->retryAt;
+      if (waiting) wakeBy(failedRollout->retryAt);
       if (!waiting) {
         if (standIn && standIn->revision == def.revision)
           note("daemon {}: definition changed but revision r{} was not bumped; rolling out all the same", def.family, def.revision);
@@ -200,6 +204,7 @@ class Planner {
     } else {
       progress = advance(Kind::Daemon, def.family, def, *current, "");
       const TimePoint seen = seenSince(def.family + "/" + def.hash);
+      if (!progress.failed && !progress.ready && standIn) wakeBy(seen + startTimeout(def) + std::chrono::milliseconds(1));
       if (!progress.failed && !progress.ready && standIn && in_.now - seen > startTimeout(def)) {
         progress.failed = true;
         progress.reason = fmt::format("not RUNNING{} within {} s", hasHealthCheck(def) ? " and HEALTHY" : "", startTimeout(def).count());
@@ -237,7 +242,7 @@ class Planner {
   void failRollout(const TaskDefinition& def, const Group& current, const std::string& reason, std::int64_t keeping) {
     Backoff& b = plan_.memory.failedRollouts[def.family];
     if (b.hash != def.hash) b = Backoff{};
-    if (b.copy == current.key()) {
+    if (current.counted(b)) {
       // Already counted: this copy is still being stopped and removed.
       stopGroup(Kind::Daemon, def.family, current, &def, "failed rollout");
       for (const auto* c : current.containers) {
@@ -245,7 +250,7 @@ class Planner {
       }
       return;
     }
-    b.copy = current.key();
+    b.copy = current.ids();
     b.failures += 1;
     b.hash = def.hash;
     b.reason = fmt::format("rollout of r{} failed: {}", def.revision, reason);
@@ -261,7 +266,7 @@ class Planner {
   // the backoff. Application tasks keep running (P2: the gate opened once per boot).
   void restartDaemon(const TaskDefinition& def, const Group& current, const Progress& progress) {
     Backoff& b = plan_.memory.restarts[def.family];
-    if (in_.now < b.retryAt) return;
+    if (in_.now < b.retryAt) return wakeBy(b.retryAt);
     if (b.failures > 0 && in_.now - b.retryAt > std::chrono::minutes(10)) b.failures = 0;  // stable for a while
     b.failures += 1;
     b.reason = progress.reason;
@@ -343,7 +348,9 @@ class Planner {
       plan_.memory.gateOpenedAt = in_.now;
       plan_.memory.gateReason = fmt::format("{}/{} critical daemons up", up, critical);
       note("slot gate open: {}", plan_.memory.gateReason);
-    } else if (in_.settings.slotGateTimeout.count() > 0 && in_.now - in_.bootAt >= in_.settings.slotGateTimeout) {
+    } else if (in_.settings.slotGateTimeout.count() > 0 && in_.now - in_.bootAt < in_.settings.slotGateTimeout) {
+      wakeBy(in_.bootAt + in_.settings.slotGateTimeout);
+    } else if (in_.settings.slotGateTimeout.count() > 0) {
       plan_.memory.gateForced = true;
       plan_.memory.gateOpenedAt = in_.now;
       plan_.memory.gateReason = fmt::format("timeout after {} s with {}/{} critical daemons up (waiting for {})",
@@ -399,7 +406,9 @@ class Planner {
         staleLeft = true;
       }
       if (current) {
-        const bool restarting = appsMayStart_ && restartByPolicy(*task, *current);
+        // ECS restartPolicy: while a critical daemon is down the restart waits, and the exit
+        // is not taken for the task's end (P2: running applications are never stopped).
+        const bool restarting = restartByPolicy(*task, *current, /*act=*/appsMayStart_);
         Progress p = appsMayStart_ ? advance(Kind::Task, task->id, def, *current, task->id) : progressOf(def, *current);
         if (restarting) p.failed = false;
         if (p.failed) {
@@ -447,12 +456,13 @@ class Planner {
   // containers after backoff, unless its restart mode says otherwise. Exits caused by the
   // engine or the host going away are failures whatever their code.
   void replaceStopped(const config::ApplicationTask& task, const Group& g, const Progress& p) {
-    const bool engineCaused = exitedWithEngine(p.finishedAt);
+    const bool engineCaused = exitedWithEngine(task.id, p.finishedAt);
     if (task.restart == config::TaskRestart::Never) return;
     if (task.restart == config::TaskRestart::OnFailure && p.exitCode == 0 && !engineCaused) return;
     Backoff& b = plan_.memory.taskRestarts[task.id];
-    if (b.copy != g.key()) {
-      b.copy = g.key();
+    if (!g.counted(b)) {
+      b.copy = g.ids();
+      b.removing = false;
       b.failures += 1;
       b.upSince.reset();
       b.reason = p.reason + (engineCaused ? " (the engine or host went away)" : "");
@@ -460,9 +470,11 @@ class Planner {
       note("task {}: {}; replacing it with fresh containers in {} s (restart: {}, attempt {})", task.id, b.reason,
            backoffDelay(b.failures).count(), config::toString(task.restart), b.failures);
     }
-    if (in_.now < b.retryAt || !appsMayStart_) return;
+    if (in_.now < b.retryAt) return wakeBy(b.retryAt);
+    if (!appsMayStart_) return;  // a daemon coming up wakes the loop
     removeGroup(Kind::Task, task.id, g);  // the next plan admits it again: fresh containers
-    plan_.memory.taskRestartCounts[task.id] += 1;
+    if (!b.removing) plan_.memory.taskRestartCounts[task.id] += 1;  // once per copy, not per plan
+    b.removing = true;
   }
 
   // The backoff resets after 10 minutes of running (DESIGN 3.4).
@@ -470,12 +482,15 @@ class Planner {
     auto it = plan_.memory.taskRestarts.find(taskId);
     if (it == plan_.memory.taskRestarts.end()) return;
     if (!it->second.upSince) it->second.upSince = in_.now;
-    else if (in_.now - *it->second.upSince >= std::chrono::minutes(10)) plan_.memory.taskRestarts.erase(it);
+    if (in_.now - *it->second.upSince >= std::chrono::minutes(10)) plan_.memory.taskRestarts.erase(it);
+    else wakeBy(*it->second.upSince + std::chrono::minutes(10));
   }
 
-  bool exitedWithEngine(const std::optional<WallTime>& finishedAt) const {
+  bool exitedWithEngine(const std::string& taskId, const std::optional<WallTime>& finishedAt) const {
     if (!finishedAt) return false;
-    if (in_.hostBootAt && *finishedAt < *in_.hostBootAt) return true;
+    // Before this boot: the host went away, but only if the task was still running then;
+    // a one-shot task that had finished before the reboot stays finished.
+    if (in_.hostBootAt && *finishedAt < *in_.hostBootAt) return in_.runningAtLastSave.count(taskId) > 0;
     constexpr auto margin = std::chrono::seconds(2);
     return std::any_of(in_.engineOutages.begin(), in_.engineOutages.end(),
                        [&](const EngineOutage& o) { return *finishedAt >= o.from - margin && *finishedAt <= o.to + margin; });
@@ -484,7 +499,7 @@ class Planner {
   // ECS restartPolicy: an exited container whose policy is enabled starts again, unless
   // its exit code is ignored or it ran less than restartAttemptPeriod (default 300 s),
   // which keeps a crash loop from spinning. True when an essential container restarts.
-  bool restartByPolicy(const config::ApplicationTask& task, const Group& group) {
+  bool restartByPolicy(const config::ApplicationTask& task, const Group& group, bool act) {
     bool essentialRestarted = false;
     for (const auto& c : task.definition.containers) {
       const ObservedContainer* oc = group.find(c.name);
@@ -493,10 +508,11 @@ class Planner {
       if (std::find(ignored.begin(), ignored.end(), oc->exitCode) != ignored.end()) continue;
       const seconds period(c.restartPolicy.restartAttemptPeriodSeconds.value_or(300));
       if (!oc->startedAt || !oc->finishedAt || *oc->finishedAt - *oc->startedAt < period) continue;
+      essentialRestarted = essentialRestarted || c.essential;
+      if (!act) continue;
       note("task {}: container {} exited with code {} after running {} s; restarting (restartPolicy)", task.id, c.name, oc->exitCode,
            std::chrono::duration_cast<seconds>(*oc->finishedAt - *oc->startedAt).count());
       addStart(Kind::Task, task.id, *oc, "restartPolicy");
-      essentialRestarted = essentialRestarted || c.essential;
     }
     return essentialRestarted;
   }
@@ -623,9 +639,11 @@ class Planner {
     plan_.actions.push_back(std::move(a));
   }
 
-  bool backingOff(const std::string& containerName) const {
+  bool backingOff(const std::string& containerName) {
     auto it = plan_.memory.createFailures.find(containerName);
-    return it != plan_.memory.createFailures.end() && in_.now < it->second.retryAt;
+    if (it == plan_.memory.createFailures.end() || in_.now >= it->second.retryAt) return false;
+    wakeBy(it->second.retryAt);
+    return true;
   }
 
   std::string createError(Kind kind, const TaskDefinition& def) const {
@@ -708,6 +726,11 @@ class Planner {
       if (t.status != Status::Running && t.status != Status::Stopped) return false;
     }
     return plan_.phase == Phase::Active || plan_.phase == Phase::Drained || plan_.phase == Phase::Stopped;
+  }
+
+  // The loop sleeps until an event or the earliest deadline a decision here depends on.
+  void wakeBy(TimePoint at) {
+    if (at > in_.now && (!plan_.wakeAt || at < *plan_.wakeAt)) plan_.wakeAt = at;
   }
 
   // When this agent first saw a copy: start timeouts run on the steady clock.

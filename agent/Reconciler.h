@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,8 @@ struct Backoff {
   TimePoint retryAt{};
   std::string reason;
   std::string hash;  // rollouts: the revision that failed
-  std::string copy;  // the failed copy (its first container id): one failure per copy, not per plan
+  std::set<std::string> copy;  // the failed copy's container ids: one failure per copy, not per plan
+  bool removing = false;        // tasks: the failed copy's removal is under way (counted once)
   std::optional<TimePoint> upSince;  // tasks: running again since; 10 min of it forgives
 };
 
@@ -78,6 +80,9 @@ struct Inputs {
   // Exits before the host booted or during an engine outage count as failures (3.4).
   std::optional<WallTime> hostBootAt;
   std::vector<EngineOutage> engineOutages;
+  // Tasks whose saved record said RUNNING when this agent started: only their exits from
+  // before the boot were the host going away.
+  std::set<std::string> runningAtLastSave;
   Memory memory;
   Settings settings;
 };
@@ -137,6 +142,9 @@ struct Plan {
   Resources available;
   std::vector<std::string> notes;  // decisions worth a log line
   bool converged = false;          // nothing to do and everything where it should be
+  // The earliest time a decision of this plan changes with no event in between (a backoff
+  // ends, a start timeout or the slot gate timeout passes): the loop sleeps until then.
+  std::optional<TimePoint> wakeAt;
 };
 
 Plan reconcile(const Inputs& inputs);

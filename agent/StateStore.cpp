@@ -102,6 +102,7 @@ std::optional<PersistedState> StateStore::load() {
   }
   // Records are a diagnostic aid: a malformed one is dropped, not a reason to lose the state.
   // Named: a range-for over items() of a temporary would dangle.
+  if (doc.value("instanceId", json()).is_string()) saved.instanceId = doc["instanceId"].get<std::string>();
   const json records = doc.value("taskRecords", json::object());
   for (const auto& [id, r] : records.items()) {
     if (!r.is_object()) continue;
@@ -149,6 +150,7 @@ bool StateStore::save(const PersistedState& saved) {
   const config::DesiredState& state = saved.desired.state;
   json doc = {{"format", kFormat},
               {"etag", saved.desired.etag},
+              {"instanceId", saved.instanceId},
               {"generation", state.generation},
               {"instanceStatus", config::toString(state.instanceStatus)}};
   doc["daemons"] = json::array();

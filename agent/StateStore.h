@@ -28,6 +28,7 @@ struct TaskRecord {
 struct PersistedState {
   VersionedDesiredState desired;
   std::map<std::string, TaskRecord> tasks;  // by task id
+  std::string instanceId;  // whose records these are: another instance's say nothing of ours
 };
 
 // Temp file, fsync, rename, fsync of the directory (created 0700 when missing): a crash

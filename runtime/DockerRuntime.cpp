@@ -250,6 +250,9 @@ void DockerRuntime::watch(LabelSelector selector, EventHandlers handlers) {
       // Not `prefix ? engine : co_await negotiate()`: GCC 12 destroys the temporary of a
       // co_await inside ?: twice.
       Result<EngineInfo> negotiated = w->api->engine;
+      // A throw from a handler or a parser ends this connection, never the watch: the
+      // agent would otherwise go blind to the engine for good.
+      try {
       if (!w->api->prefix) negotiated = co_await w->api->negotiate();
       if (!negotiated) {
         ended = negotiated.error();
@@ -264,13 +267,25 @@ void DockerRuntime::watch(LabelSelector selector, EventHandlers handlers) {
             if (w->stopped) co_return;
             if (snapshot) { if (handlers.onResync) handlers.onResync(snapshot.value()); }
             else if (handlers.onDisconnect) handlers.onDisconnect(snapshot.error());
-          }, asio::detached);
+          }, [w, handlers](std::exception_ptr e) {
+            if (!e || w->stopped || !handlers.onDisconnect) return;
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              handlers.onDisconnect(Error{Error::Code::Protocol, std::string("resync after reconnect: ") + ex.what()});
+            } catch (...) {
+              handlers.onDisconnect(Error{Error::Code::Protocol, "resync after reconnect failed"});
+            }
+          });
         };
         auto onLine = [&w, &handlers](std::string_view line) {
           if (w->stopped) return;
           if (auto event = docker::parseEvent(line); event && handlers.onEvent) handlers.onEvent(*event);
         };
         ended = co_await w->api->http.streamLines(http::verb::get, target, w->api->options.callDeadline, onOpen, onLine);
+      }
+      } catch (const std::exception& e) {
+        ended = Error{Error::Code::Protocol, std::string("event stream: ") + e.what()};
       }
       if (w->stopped) break;
       if (handlers.onDisconnect) handlers.onDisconnect(ended.ok() ? Error{Error::Code::Unavailable, "event stream ended"} : ended.error());

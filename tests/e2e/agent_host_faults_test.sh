@@ -12,6 +12,8 @@
 #   4. bad bytes: a Latin-1 byte in a JSON task file is a validate error at FILE:LINE:COL;
 #      the agent (JSON logs, --drain-on-exit) runs the rest, stays healthy, and drains on
 #      SIGTERM (tasks before the daemon) and exits 0 (P6, P4).
+#   6. upgrade with a broken critical daemon: the gate forced open by its timeout stays open
+#      for the restarted agent (ready at once, new tasks admitted).
 #   5. new identity: the same host and definitions under a new instance id start their own
 #      containers (behind their own daemon's gate); the old instance's are orphans: reported
 #      (metadata, metrics, status), never adopted, never removed (3.6).
@@ -347,6 +349,12 @@ else
   watch_events "$dir/events" "$b"
   sleep 0.5
   start_agent
+  # B shares A's stateDir, but A's "gate opened in this boot" is not B's: /readyz must
+  # wait for B's own daemon (healthy no sooner than 2 s after its start).
+  api_answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$listen/readyz")" != 000 ]; }
+  wait_for 10 api_answers || bad "new identity: B's API never answered"
+  ready_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$listen/readyz")
+  [ "$ready_code" = 503 ] || bad "new identity: B's /readyz said $ready_code before B's daemon was up (A's gate marker taken for B's)"
   b_up() { up "$b" 1; }
   wait_for 60 b_up || bad "new identity: B's daemon + task not running in 60 s: $(fingerprint "$b")"
   sleep 2
@@ -375,7 +383,31 @@ stop_agent
 result "5 new identity" "B's task started ${gate_margin:-?} ms after B's daemon was healthy; A's 2 containers untouched, reported as orphans" "$b"
 }
 
-for n in ${FAULTS_ONLY:-1 2 3 4 5}; do "scenario_$n"; done  # FAULTS_ONLY="3 5": a subset
+# --- 6. agent upgrade while a critical daemon is broken -------------------------------------
+# The gate was forced open by slotGate.timeoutSeconds. An agent restarted in the same boot
+# (a package upgrade) is ready at once and still admits new tasks: the gate stays forced.
+scenario_6() {
+scenario upgrade 51716 "slotGate: {timeoutSeconds: 3}"
+cat >"$defs/daemons/broken.json" <<JSON
+{"family": "broken", "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "command": ["sh", "-c", "exit 1"]}]}
+JSON
+task_def t1
+start_agent
+t1_up() { [ -n "$(dk ps -q --filter "label=io.daemonlet.instance=$id" --filter label=io.daemonlet.task-id=t1)" ]; }
+wait_for 30 t1_up || bad "upgrade: t1 did not start once the gate timed out"
+stop_agent
+task_def t2
+start_agent
+ready_soon() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$listen/readyz")" = 200 ]; }
+wait_for 2 ready_soon || bad "upgrade: /readyz not 200 within 2 s of the restart (the gate of this boot was not remembered)"
+t2_up() { [ -n "$(dk ps -q --filter "label=io.daemonlet.instance=$id" --filter label=io.daemonlet.task-id=t2)" ]; }
+wait_for 15 t2_up || bad "upgrade: t2 never started after the restart (the forced gate was restored as a normal one)"
+agent_alive || bad "upgrade: the agent died"
+stop_agent
+result "6 upgrade with a broken critical daemon" "ready at once after the restart; a new task started past the broken daemon"
+}
+
+for n in ${FAULTS_ONLY:-1 2 3 4 5 6}; do "scenario_$n"; done  # FAULTS_ONLY="3 5": a subset
 echo
 for r in "${results[@]}"; do echo "$name: $r"; done
 [ "$fail" = 0 ] && echo "$name: all checks passed"

@@ -171,7 +171,7 @@ say "restart with the server down: persisted generation $generation ran, contain
 
 # --- per-task records: a task container removed while the agent was down is named --------
 kill -TERM "$agent"; wait "$agent" 2>/dev/null; agent=
-docker rm -f daemonlet-task-web-1-main >/dev/null
+docker ps -aq --filter label=io.daemonlet.instance=ctl-e2e --filter label=io.daemonlet.task-id=web-1 | xargs -r docker rm -f >/dev/null
 start_agent
 wait_for 30 web_running || bad "web-1 was not started again after its container was removed"
 grep -q "task web-1 was RUNNING when the agent last saved its state, but none of its containers exists now" "$log" \

@@ -474,12 +474,20 @@ TEST_CASE("task restarts: on-failure keeps a clean exit stopped, but not one the
     w.now += 1s;
     CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
   }
-  SECTION("exit 0 before the host booted (power loss): replaced") {
+  SECTION("exit 0 before the host booted, while it was running (power loss): replaced") {
     w.exit(w.running(Kind::Task)[0]->id, 0);
     w.hostBootAt = w.wall() + 1s;
+    w.runningAtLastSave = {"job"};  // the saved record said RUNNING
     w.apply(w.step());
     w.now += 1s;
     CHECK(count(w.step(), Type::Remove, Kind::Task) == 1);
+  }
+  SECTION("a one-shot task that had finished before a reboot stays finished") {
+    w.exit(w.running(Kind::Task)[0]->id, 0);
+    w.hostBootAt = w.wall() + 2h;  // patched and rebooted later
+    w.apply(w.step());
+    w.now += 10min;
+    CHECK(w.step().actions.empty());
   }
 }
 
@@ -600,4 +608,46 @@ TEST_CASE("shutdown cancelled after the daemons stopped: they come back at once"
   CHECK(w.running(Kind::Daemon).size() == 1);
   CHECK(w.running(Kind::Task).size() == 1);
   CHECK(w.phase == Phase::Active);
+}
+
+// ---- issue 10 review -------------------------------------------------------------------
+
+TEST_CASE("backoff counts a copy of several containers once while they are removed one by one") {
+  World w;
+  w.desired.tasks = {{"pair", def(R"({"family":"pair","containerDefinitions":[
+      {"name":"a","image":"i","memory":16},{"name":"b","image":"i","memory":16}]})")}};
+  w.settle();
+  for (auto* c : w.running(Kind::Task)) w.exit(c->id, 1);
+  w.apply(w.step());
+  w.now += 1s;
+  Plan removing = w.step();
+  REQUIRE(count(removing, Type::Remove, Kind::Task) == 2);
+  // The removals finish one at a time, each waking a plan.
+  auto first = std::find_if(removing.actions.begin(), removing.actions.end(), [](const Action& a) { return a.type == Type::Remove; });
+  Plan one;
+  one.actions = {*first};
+  w.apply(one);
+  Plan between = w.step();
+  CHECK(w.memory.taskRestarts.at("pair").failures == 1);
+  CHECK(taskStatus(between, "pair")->restarts == 1);  // not one per plan
+  w.step();
+  CHECK(taskStatus(w.step(), "pair")->restarts == 1);
+}
+
+TEST_CASE("a restartPolicy exit while a critical daemon is down waits; the task's other containers keep running") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.desired.tasks = {{"job", def(R"({"family":"job","containerDefinitions":[
+      {"name":"main","image":"i","memory":64,"restartPolicy":{"enabled":true,"restartAttemptPeriod":60}},
+      {"name":"side","image":"i","memory":16}]})")}};
+  w.settle();
+  w.find(w.daemonContainer(0))->health = runtime::Health::Unhealthy;  // the daemon flaps
+  w.now += 120s;
+  w.exit(w.taskContainer("job", "main"), 1);
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task) == 0);   // the sidecar is not killed (P2)
+  CHECK(count(p, Type::Start, Kind::Task) == 0);  // nor is main started before the daemon is back
+  w.find(w.daemonContainer(0))->health = runtime::Health::Healthy;
+  Plan back = w.step();
+  CHECK(count(back, Type::Start, Kind::Task) == 1);
 }

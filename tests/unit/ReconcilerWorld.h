@@ -4,6 +4,7 @@
 // one works.
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 
 #include <fmt/format.h>
@@ -38,6 +39,7 @@ struct World {
   TimePoint bootAt = now;
   std::optional<WallTime> hostBootAt;
   std::vector<EngineOutage> outages;
+  std::set<std::string> runningAtLastSave;
   // The engine's clock, in step with `now` (tests that step one clock move it alone).
   std::chrono::nanoseconds wallOffset{0};
   WallTime wall() const { return WallTime(now.time_since_epoch() + wallOffset); }
@@ -51,6 +53,7 @@ struct World {
     in.instanceId = "i-1";
     in.hostBootAt = hostBootAt;
     in.engineOutages = outages;
+    in.runningAtLastSave = runningAtLastSave;
     in.capacity = capacity;
     in.phase = phase;
     in.drainRequested = drain;

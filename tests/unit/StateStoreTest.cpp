@@ -34,9 +34,13 @@ TEST_CASE("state store: the last good desired state survives a round trip unchan
   CHECK_FALSE(store.load());                           // first start: nothing saved
   const auto saved = sample();
   agent::TaskRecord record{"STOPPED", "Essential container in task exited: main exited with code 3", {{"main", 3}}};
-  REQUIRE(store.save({{saved, "\"g7-abc\""}, {{"web-1", record}}}));
+  auto withRestart = saved;
+  withRestart.tasks[0].restart = config::TaskRestart::OnFailure;
+  REQUIRE(store.save({{withRestart, "\"g7-abc\""}, {{"web-1", record}}, "i-7"}));
   auto persisted = store.load();
   REQUIRE(persisted);
+  CHECK(persisted->instanceId == "i-7");  // records of another instance id are not ours
+  CHECK(persisted->desired.state.tasks.at(0).restart == config::TaskRestart::OnFailure);
   CHECK(persisted->desired.etag == "\"g7-abc\"");  // the next long poll asks "changed since this?"
   CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", record}});
   const config::DesiredState* loaded = &persisted->desired.state;
