@@ -39,7 +39,10 @@ void DirectorySource::watchDirectories() {
   if (inotify_ < 0) return;
   const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
   // The parent too, so that the root reappearing (mv defs.new defs) is seen at once.
-  const std::string parent = std::filesystem::path(path_).parent_path().string();
+  // lexically_normal + no trailing slash: the parent of "/defs/" is "/", not "/defs".
+  std::string root = std::filesystem::path(path_).lexically_normal().string();
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  const std::string parent = std::filesystem::path(root).parent_path().string();
   for (const std::string& dir : {parent, path_, path_ + "/daemons", path_ + "/tasks"}) ::inotify_add_watch(inotify_, dir.c_str(), mask);
 }
 

@@ -142,7 +142,7 @@ asio::awaitable<void> IntrospectionApi::acceptLoop(Acceptor& acceptor, Channel c
     auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (*stopped) co_return;
     if (ec) continue;
-    if (connections_ >= kMaxConnections) continue;  // dropped: the socket closes here
+    if (connectionsOf(channel) >= kMaxConnections) continue;  // dropped: the socket closes here
     asio::co_spawn(executor_, serve(std::move(socket), channel), asio::detached);
   }
 }
@@ -150,14 +150,15 @@ asio::awaitable<void> IntrospectionApi::acceptLoop(Acceptor& acceptor, Channel c
 template <class Socket>
 asio::awaitable<void> IntrospectionApi::serve(Socket socket, Channel channel) {
   auto stopped = stopped_;
-  ++connections_;
+  int& connections = connectionsOf(channel);
+  ++connections;
   struct Count {
     int& n;
     std::shared_ptr<bool> stopped;
     ~Count() {
       if (!*stopped) --n;
     }
-  } count{connections_, stopped};
+  } count{connections, stopped};
   beast::basic_stream<typename Socket::protocol_type, asio::any_io_executor> stream(std::move(socket));
   boost::system::error_code ec;
   beast::flat_buffer buffer;

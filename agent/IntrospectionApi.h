@@ -55,6 +55,7 @@ class IntrospectionApi {
   asio::awaitable<void> acceptLoop(Acceptor& acceptor, Channel channel);
   template <class Socket>
   asio::awaitable<void> serve(Socket socket, Channel channel);
+  int& connectionsOf(Channel channel) { return channel == Channel::Tcp ? tcpConnections_ : socketConnections_; }
 
   asio::any_io_executor executor_;
   ApiBackend& backend_;
@@ -63,7 +64,9 @@ class IntrospectionApi {
   asio::local::stream_protocol::acceptor socketAcceptor_;
   std::string socketPath_;
   std::shared_ptr<bool> stopped_ = std::make_shared<bool>(false);
-  int connections_ = 0;
+  // Counted per channel: 64 idle TCP clients must not lock root out of the socket.
+  int tcpConnections_ = 0;
+  int socketConnections_ = 0;
 };
 
 // "127.0.0.1:51680" -> endpoint; nullopt when it is not HOST:PORT with a numeric host.

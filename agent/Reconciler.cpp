@@ -112,6 +112,7 @@ class Planner {
     else admitTasks();
     removeUndesired(stopDaemons, shutdown);
     forgetCopiesGone();
+    forgetTasksGone();
     plan_.converged = converged();
     return std::move(plan_);
   }
@@ -738,6 +739,12 @@ class Planner {
     seenCopies_.insert(copy);
     return plan_.memory.copySeenAt.emplace(copy, in_.now).first->second;
   }
+  // A task that leaves the desired state takes its backoff with it: re-added, it starts afresh.
+  void forgetTasksGone() {
+    std::erase_if(plan_.memory.taskRestarts, [&](const auto& kv) { return !desiredTask(kv.first); });
+    std::erase_if(plan_.memory.taskRestartCounts, [&](const auto& kv) { return !desiredTask(kv.first); });
+  }
+
   void forgetCopiesGone() {
     for (auto it = plan_.memory.copySeenAt.begin(); it != plan_.memory.copySeenAt.end();) {
       it = seenCopies_.count(it->first) ? std::next(it) : plan_.memory.copySeenAt.erase(it);

@@ -651,3 +651,18 @@ TEST_CASE("a restartPolicy exit while a critical daemon is down waits; the task'
   Plan back = w.step();
   CHECK(count(back, Type::Start, Kind::Task) == 1);
 }
+
+TEST_CASE("a task removed and added again starts afresh, without its old backoff") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  w.exit(w.running(Kind::Task)[0]->id, 1);
+  w.apply(w.step());
+  REQUIRE(w.memory.taskRestarts.count("web-1"));
+  const auto desired = w.desired;
+  w.desired.tasks.clear();
+  w.settle();
+  CHECK_FALSE(w.memory.taskRestarts.count("web-1"));
+  w.desired = desired;
+  CHECK(count(w.step(), Type::Create, Kind::Task) == 1);  // no backoff inherited
+}
