@@ -93,8 +93,28 @@ class Planner {
     daemons_ = groupContainers(in.observed, Kind::Daemon);
     tasks_ = groupContainers(in.observed, Kind::Task);
     // Looked up for every observed container: an index, not a scan (1,000 tasks).
-    for (const auto& d : in.desired.daemons) desiredDaemons_.emplace(d.family, &d);
-    for (const auto& t : in.desired.tasks) desiredTasks_.emplace(t.id, &t);
+    for (const auto& d : in.desired.daemons) {
+      desiredDaemons_.emplace(d.family, &d);
+      adoptLegacyHash(daemons_, d.family, d);
+    }
+    for (const auto& t : in.desired.tasks) {
+      desiredTasks_.emplace(t.id, &t);
+      adoptLegacyHash(tasks_, t.id, t.definition);
+    }
+  }
+
+  // Containers an older daemonlet labelled with the hash it computed for this very
+  // definition are its current copy: an agent upgrade restarts nothing (P5).
+  static void adoptLegacyHash(std::map<std::string, Groups>& all, const std::string& owner, const TaskDefinition& def) {
+    if (def.legacyHash.empty()) return;
+    auto owned = all.find(owner);
+    if (owned == all.end()) return;
+    auto legacy = owned->second.find(def.legacyHash);
+    if (legacy == owned->second.end() || owned->second.count(def.hash)) return;
+    Group g = std::move(legacy->second);
+    owned->second.erase(legacy);
+    g.hash = def.hash;
+    owned->second.emplace(def.hash, std::move(g));
   }
 
   Plan run() {

@@ -42,22 +42,24 @@ nlohmann::json plainValue(const std::string& s) {
   return s;
 }
 
-nlohmann::json toJson(const YAML::Node& node, const FieldReader& reader) {
+// `legacy`: as daemonlet 0.1 rendered it, every plain scalar by its YAML value.
+nlohmann::json toJson(const YAML::Node& node, const FieldReader& reader, bool legacy = false) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.Scalar()] = toJson(kv.second, reader);
+      for (const auto& kv : node) out[kv.first.Scalar()] = toJson(kv.second, reader, legacy);
       return out;
     }
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(toJson(item, reader));
+      for (const auto& item : node) out.push_back(toJson(item, reader, legacy));
       return out;
     }
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
       if (isQuoted(node)) return s;
       nlohmann::json value = plainValue(s);
+      if (legacy) return value;
       // Null keeps its old rendering whatever its spelling: what null means is decided
       // elsewhere, and the hashes of existing definitions depend on it.
       if (value.is_null() || value.is_string() || reader.readAsValue(node)) return value;
@@ -425,6 +427,10 @@ std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::st
 // stays so that computing a definition's identity can never end the process.
 std::string canonicalJson(const YAML::Node& document, const FieldReader& reader) {
   return toJson(document, reader).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string legacyCanonicalJson(const YAML::Node& document, const FieldReader& reader) {
+  return toJson(document, reader, /*legacy=*/true).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void guardParse(Diagnostics& out, const std::string& origin, const std::function<void()>& parse) {

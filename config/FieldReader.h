@@ -92,6 +92,9 @@ std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::st
 // That makes the rendering a fixed point of "dump, parse as JSON, read again", so that a
 // definition saved in state.json comes back with the same values and the same hash.
 std::string canonicalJson(const YAML::Node& document, const FieldReader& reader);
+// The canonical JSON daemonlet 0.1 computed (plain scalars re-rendered: 1.20 as 1.2), so
+// that containers it labelled are still recognised after an upgrade (P5).
+std::string legacyCanonicalJson(const YAML::Node& document, const FieldReader& reader);
 
 // Runs `parse`; an exception escaping it (a parser bug, or yaml-cpp on input nobody
 // foresaw) becomes an error on `origin` instead of ending the process.

@@ -149,6 +149,9 @@ struct TaskDefinition {
   std::string sourceFile;     // where it was read from, for messages
   std::string canonicalJson;  // the whole document, keys sorted: the identity of a revision
   std::string hash;           // first 12 hex digits of SHA-256 over canonicalJson (DESIGN 3.6)
+  // The hash daemonlet 0.1 gave this definition, where it differs (plain YAML scalars it
+  // re-rendered): containers labelled with it are this revision, not an old one (P5).
+  std::string legacyHash;
 
   const ContainerDefinition* container(const std::string& name) const;
 };

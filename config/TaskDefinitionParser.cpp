@@ -150,6 +150,7 @@ class DefinitionReader {
     checkDefinition(def, node, prefix);
     def.canonicalJson = canonicalJson(node, r_);
     def.hash = sha256Hex(def.canonicalJson).substr(0, 12);
+    if (const std::string legacy = legacyCanonicalJson(node, r_); legacy != def.canonicalJson) def.legacyHash = sha256Hex(legacy).substr(0, 12);
     return def;
   }
 
@@ -366,6 +367,11 @@ class DefinitionReader {
       if (valueFrom && valueFrom->empty()) r_.error(e["valueFrom"], joinField(f, "valueFrom"), "must not be empty");
       if (name && valueFrom) out.push_back({*name, *valueFrom});
     });
+    // Until the local secrets provider lands (issue 11, part 4), say loudly that the
+    // container starts without these values rather than let it happen silently.
+    if (!out.empty())
+      r_.warning(list, field, fmt::format("not resolved yet by this daemonlet version: {} secret(s), e.g. {}, will be missing when the container starts",
+                                          out.size(), out.front().name));
   }
 
   // ECS resource tags do not apply here, but a map where ECS takes [{key, value}] is how a

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "config/DefinitionDirectory.h"
+#include "config/TaskDefinitionParser.h"
 #include "support/TempDir.h"
 
 using namespace daemonlet::config;
@@ -100,4 +101,15 @@ TEST_CASE("task restart mode: a task file's top-level restart, a desired-state e
   REQUIRE(desired.ok());
   CHECK(desired.value->tasks[0].restart == TaskRestart::Never);
   CHECK_FALSE(parseDesiredState(R"({"tasks": [{"id": "a", "restart": 3, "definition": {"family": "f", "containerDefinitions": [{"name": "m", "image": "i", "memory": 8}]}}]})", "response").ok());
+}
+
+TEST_CASE("a YAML definition whose plain scalars the older parser re-rendered carries that older hash too") {
+  auto yaml = parseTaskDefinition("family: web\ncontainerDefinitions:\n- {name: main, image: i, memory: 32, environment: [{name: V, value: 1.10}]}\n", "web.yaml");
+  REQUIRE(yaml.ok());
+  CHECK(yaml.value->containers[0].environment[0].value == "1.10");
+  CHECK_FALSE(yaml.value->legacyHash.empty());
+  CHECK(yaml.value->legacyHash != yaml.value->hash);
+  auto json = parseTaskDefinition(R"({"family": "web", "containerDefinitions": [{"name": "main", "image": "i", "memory": 32}]})", "web.json");
+  REQUIRE(json.ok());
+  CHECK(json.value->legacyHash.empty());  // nothing re-rendered: one hash
 }

@@ -666,3 +666,24 @@ TEST_CASE("a task removed and added again starts afresh, without its old backoff
   w.desired = desired;
   CHECK(count(w.step(), Type::Create, Kind::Task) == 1);  // no backoff inherited
 }
+
+TEST_CASE("agent upgrade (P5): containers labelled with the hash an older daemonlet computed are adopted as they are") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  // What the older version called these definitions; the new parser computes another hash.
+  auto daemon = w.desired.daemons[0];
+  auto task = w.desired.tasks[0].definition;
+  daemon.legacyHash = daemon.hash;
+  daemon.hash = "0123456789ab";
+  task.legacyHash = task.hash;
+  task.hash = "ba9876543210";
+  w.desired.daemons = {daemon};
+  w.desired.tasks[0].definition = task;
+  w.memory = {};
+  Plan p = w.step();
+  CHECK(p.actions.empty());
+  CHECK(daemonStatus(p, "metrics")->ready);
+  CHECK(taskStatus(p, "web-1")->status == Status::Running);
+}
