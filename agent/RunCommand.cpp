@@ -166,22 +166,27 @@ int runStatus(const StatusCommand& command) {
   return 0;
 }
 
+namespace {
+
+// POST or DELETE /v1/drain on the API socket; false (and the reason on stderr) unless 202.
+bool requestDrainChange(const char* command, const char* method, const std::string& socket) {
+  ApiReply r = callApi(socket, method, "/v1/drain");
+  if (r.status == 202) return true;
+  std::cerr << "daemonlet " << command << ": "
+            << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", socket, r.error)) << '\n';
+  return false;
+}
+
+}  // namespace
+
 int runUndrain(const UndrainCommand& command) {
-  ApiReply r = callApi(command.socket, "DELETE", "/v1/drain");
-  if (r.status != 202) {
-    std::cerr << "daemonlet undrain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.socket, r.error)) << '\n';
-    return 1;
-  }
+  if (!requestDrainChange("undrain", "DELETE", command.socket)) return 1;
   std::cout << "undrained: application tasks are admitted again\n";
   return 0;
 }
 
 int runDrain(const DrainCommand& command) {
-  ApiReply r = callApi(command.socket, "POST", "/v1/drain");
-  if (r.status != 202) {
-    std::cerr << "daemonlet drain: " << (r.status ? fmt::format("HTTP {}: {}", r.status, r.body) : fmt::format("cannot reach the agent at {}: {}", command.socket, r.error)) << '\n';
-    return 1;
-  }
+  if (!requestDrainChange("drain", "POST", command.socket)) return 1;
   std::cout << "drain accepted: admitting nothing, stopping application tasks; daemons keep running\n";
   if (!command.wait) return 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(command.timeoutSeconds);
