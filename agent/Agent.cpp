@@ -1,7 +1,7 @@
 #include "agent/Agent.h"
 
-#include "agent/ControlEndpointSource.h"
-#include "agent/DirectorySource.h"
+#include "agent/source/ControlEndpointSource.h"
+#include "agent/source/DirectorySource.h"
 #include "agent/StateStore.h"
 
 #include <unistd.h>

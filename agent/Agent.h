@@ -9,13 +9,13 @@
 #include <set>
 #include <vector>
 
-#include "agent/DesiredStateSource.h"
+#include "agent/source/DesiredStateSource.h"
 #include "agent/Executor.h"
-#include "agent/IntrospectionApi.h"
+#include "agent/api/IntrospectionApi.h"
 #include "agent/Logger.h"
-#include "agent/Reconciler.h"
-#include "agent/ServiceNotifier.h"
-#include "agent/ShutdownInhibitor.h"
+#include "agent/core/Reconciler.h"
+#include "agent/host/ServiceNotifier.h"
+#include "agent/host/ShutdownInhibitor.h"
 #include "agent/StateStore.h"
 #include "config/AgentConfig.h"
 #include "runtime/Runtime.h"

@@ -2,7 +2,7 @@
 
 #include <fstream>
 
-#include "agent/ContainerSpecBuilder.h"
+#include "agent/core/ContainerSpecBuilder.h"
 #include "agent/ScopedFlag.h"
 
 namespace daemonlet::agent {

@@ -11,7 +11,7 @@
 
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
-#include "agent/Reconciler.h"
+#include "agent/core/Reconciler.h"
 #include "runtime/Runtime.h"
 
 namespace daemonlet::agent {

@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/DesiredStateSource.h"
+#include "agent/source/DesiredStateSource.h"
 #include "agent/Logger.h"
 
 namespace daemonlet::agent {

@@ -2,9 +2,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/Cli.h"
-#include "agent/RunCommand.h"
-#include "agent/ValidateCommand.h"
+#include "agent/cli/Cli.h"
+#include "agent/cli/RunCommand.h"
+#include "agent/cli/ValidateCommand.h"
 
 namespace {
 

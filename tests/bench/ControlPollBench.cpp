@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "agent/HttpWorker.h"
+#include "agent/source/HttpWorker.h"
 #include "support/Async.h"
 #include "support/ControlServerProcess.h"
 #include "support/TempDir.h"

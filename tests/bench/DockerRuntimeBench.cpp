@@ -16,7 +16,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/DockerRuntime.h"
+#include "runtime/docker/DockerRuntime.h"
 #include "support/Async.h"
 
 using namespace daemonlet;

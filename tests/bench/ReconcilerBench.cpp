@@ -3,8 +3,8 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
-#include "agent/ContainerSpecBuilder.h"
-#include "agent/Reconciler.h"
+#include "agent/core/ContainerSpecBuilder.h"
+#include "agent/core/Reconciler.h"
 #include "config/TaskDefinitionParser.h"
 
 using namespace daemonlet;

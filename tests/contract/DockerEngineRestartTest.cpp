@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "runtime/DockerRuntime.h"
+#include "runtime/docker/DockerRuntime.h"
 #include "support/Async.h"
 #include "support/RuntimeUnderTest.h"
 

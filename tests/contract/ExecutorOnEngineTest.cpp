@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "agent/ContainerSpecBuilder.h"
+#include "agent/core/ContainerSpecBuilder.h"
 #include "agent/Executor.h"
 #include "config/TaskDefinitionParser.h"
 #include "support/Async.h"

@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "agent/ControlEndpointSource.h"
+#include "agent/source/ControlEndpointSource.h"
 #include "support/Async.h"
 #include "support/ControlServerProcess.h"
 #include "support/TempDir.h"

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/ApiClient.h"
+#include "agent/api/ApiClient.h"
 
 namespace daemonlet::test {
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/DockerRuntime.h"
+#include "runtime/docker/DockerRuntime.h"
 
 namespace daemonlet::test {
 

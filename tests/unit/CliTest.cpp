@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "agent/Cli.h"
+#include "agent/cli/Cli.h"
 
 using namespace daemonlet::agent;
 

@@ -5,8 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include "ReconcilerWorld.h"
-#include "agent/ControlEndpointSource.h"
-#include "agent/StatusDocuments.h"
+#include "agent/source/ControlEndpointSource.h"
+#include "agent/api/StatusDocuments.h"
 #include "support/TempDir.h"
 
 using namespace daemonlet;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "runtime/DockerJson.h"
+#include "runtime/docker/DockerJson.h"
 
 using namespace daemonlet::runtime;
 using namespace std::chrono_literals;

@@ -10,8 +10,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "agent/ApiClient.h"
-#include "agent/IntrospectionApi.h"
+#include "agent/api/ApiClient.h"
+#include "agent/api/IntrospectionApi.h"
 
 using namespace daemonlet;
 using namespace daemonlet::agent;

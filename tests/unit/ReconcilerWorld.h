@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "agent/ContainerSpecBuilder.h"
-#include "agent/Reconciler.h"
+#include "agent/core/ContainerSpecBuilder.h"
+#include "agent/core/Reconciler.h"
 #include "config/TaskDefinitionParser.h"
 
 namespace daemonlet::test {

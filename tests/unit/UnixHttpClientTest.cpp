@@ -11,7 +11,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "runtime/UnixHttpClient.h"
+#include "runtime/docker/UnixHttpClient.h"
 #include "support/Async.h"
 
 using namespace daemonlet;

@@ -1,4 +1,4 @@
-#include "agent/StatusDocuments.h"
+#include "agent/api/StatusDocuments.h"
 
 #include <ctime>
 #include <map>

@@ -1,6 +1,6 @@
 #pragma once
 // `daemonlet run`, `status`, `drain` and `undrain`: each returns the process exit code.
-#include "agent/Cli.h"
+#include "agent/cli/Cli.h"
 #include "config/AgentConfig.h"
 
 namespace daemonlet::agent {

@@ -1,4 +1,4 @@
-#include "runtime/UnixHttpClient.h"
+#include "runtime/docker/UnixHttpClient.h"
 
 #include <limits>
 

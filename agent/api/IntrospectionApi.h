@@ -11,7 +11,7 @@
 #include <boost/beast/http.hpp>
 
 #include "agent/Logger.h"
-#include "agent/StatusDocuments.h"
+#include "agent/api/StatusDocuments.h"
 #include "runtime/Asio.h"
 #include "runtime/Result.h"
 

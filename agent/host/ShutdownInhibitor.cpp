@@ -1,4 +1,4 @@
-#include "agent/ShutdownInhibitor.h"
+#include "agent/host/ShutdownInhibitor.h"
 
 #include <fcntl.h>
 #include <unistd.h>

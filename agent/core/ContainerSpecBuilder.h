@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/Model.h"
+#include "agent/core/Model.h"
 #include "config/TaskDefinition.h"
 #include "runtime/Container.h"
 

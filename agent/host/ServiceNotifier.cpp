@@ -1,4 +1,4 @@
-#include "agent/ServiceNotifier.h"
+#include "agent/host/ServiceNotifier.h"
 
 #include <cstdlib>
 

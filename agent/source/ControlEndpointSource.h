@@ -15,10 +15,10 @@
 #include <random>
 #include <string>
 
-#include "agent/DesiredStateSource.h"
-#include "agent/HttpWorker.h"
+#include "agent/source/DesiredStateSource.h"
+#include "agent/source/HttpWorker.h"
 #include "agent/Logger.h"
-#include "agent/TokenFile.h"
+#include "agent/source/TokenFile.h"
 #include "config/AgentConfig.h"
 #include "config/Resources.h"
 

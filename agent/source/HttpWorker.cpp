@@ -1,4 +1,4 @@
-#include "agent/HttpWorker.h"
+#include "agent/source/HttpWorker.h"
 
 #include <curl/curl.h>
 

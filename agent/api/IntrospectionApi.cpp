@@ -1,4 +1,4 @@
-#include "agent/IntrospectionApi.h"
+#include "agent/api/IntrospectionApi.h"
 
 #include <grp.h>
 #include <sys/stat.h>

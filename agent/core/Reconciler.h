@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/Model.h"
+#include "agent/core/Model.h"
 #include "config/DesiredState.h"
 
 namespace daemonlet::agent {

@@ -1,4 +1,4 @@
-#include "agent/Cli.h"
+#include "agent/cli/Cli.h"
 
 #include <charconv>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "agent/Model.h"
+#include "agent/core/Model.h"
 
 #include <charconv>
 

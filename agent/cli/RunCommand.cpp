@@ -1,4 +1,4 @@
-#include "agent/RunCommand.h"
+#include "agent/cli/RunCommand.h"
 #include "runtime/JsonText.h"
 
 #include <iostream>
@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/Agent.h"
-#include "agent/ApiClient.h"
+#include "agent/api/ApiClient.h"
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
-#include "runtime/DockerRuntime.h"
+#include "runtime/docker/DockerRuntime.h"
 #include "config/DefinitionDirectory.h"
 
 namespace daemonlet::agent {

@@ -1,4 +1,4 @@
-#include "agent/ContainerSpecBuilder.h"
+#include "agent/core/ContainerSpecBuilder.h"
 
 #include <algorithm>
 #include <set>

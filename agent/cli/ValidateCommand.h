@@ -2,7 +2,7 @@
 // `daemonlet validate FILE|DIR...`: every problem printed as FILE:LINE:COL: message.
 #include <ostream>
 
-#include "agent/Cli.h"
+#include "agent/cli/Cli.h"
 
 namespace daemonlet::agent {
 

@@ -1,4 +1,4 @@
-#include "runtime/DockerJson.h"
+#include "runtime/docker/DockerJson.h"
 #include "runtime/JsonText.h"
 
 #include <ctime>

@@ -1,4 +1,4 @@
-#include "agent/ValidateCommand.h"
+#include "agent/cli/ValidateCommand.h"
 
 #include <filesystem>
 

@@ -1,4 +1,4 @@
-#include "agent/ControlEndpointSource.h"
+#include "agent/source/ControlEndpointSource.h"
 #include "runtime/JsonText.h"
 
 #include <strings.h>

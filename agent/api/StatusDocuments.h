@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/Reconciler.h"
+#include "agent/core/Reconciler.h"
 
 namespace daemonlet::agent {
 

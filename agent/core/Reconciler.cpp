@@ -1,4 +1,4 @@
-#include "agent/Reconciler.h"
+#include "agent/core/Reconciler.h"
 
 #include <algorithm>
 #include <set>
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "agent/ContainerSpecBuilder.h"
+#include "agent/core/ContainerSpecBuilder.h"
 #include "config/Resources.h"
 
 namespace daemonlet::agent {

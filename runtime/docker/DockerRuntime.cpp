@@ -1,4 +1,4 @@
-#include "runtime/DockerRuntime.h"
+#include "runtime/docker/DockerRuntime.h"
 #include "runtime/JsonText.h"
 
 #include <fstream>
@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "runtime/DockerJson.h"
-#include "runtime/UnixHttpClient.h"
+#include "runtime/docker/DockerJson.h"
+#include "runtime/docker/UnixHttpClient.h"
 
 namespace daemonlet::runtime {
 namespace {

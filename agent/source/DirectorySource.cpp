@@ -1,4 +1,4 @@
-#include "agent/DirectorySource.h"
+#include "agent/source/DirectorySource.h"
 
 #include <sys/inotify.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "agent/ApiClient.h"
+#include "agent/api/ApiClient.h"
 
 #include <curl/curl.h>
 

@@ -1,4 +1,4 @@
-#include "agent/TokenFile.h"
+#include "agent/source/TokenFile.h"
 
 #include <sys/stat.h>
 

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/DesiredStateSource.h"
+#include "agent/source/DesiredStateSource.h"
 #include "agent/Logger.h"
 #include "config/DesiredState.h"
 #include "runtime/Asio.h"
