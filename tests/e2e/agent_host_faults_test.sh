@@ -14,6 +14,7 @@
 #      SIGTERM (tasks before the daemon) and exits 0 (P6, P4).
 #   6. upgrade with a broken critical daemon: the gate forced open by its timeout stays open
 #      for the restarted agent (ready at once, new tasks admitted).
+#   7. a frozen engine (SIGSTOP) across the 60 s resync: /healthz stays 200.
 #   5. new identity: the same host and definitions under a new instance id start their own
 #      containers (behind their own daemon's gate); the old instance's are orphans: reported
 #      (metadata, metrics, status), never adopted, never removed (3.6).
@@ -407,7 +408,44 @@ stop_agent
 result "6 upgrade with a broken critical daemon" "ready at once after the restart; a new task started past the broken daemon"
 }
 
-for n in ${FAULTS_ONLY:-1 2 3 4 5 6}; do "scenario_$n"; done  # FAULTS_ONLY="3 5": a subset
+# --- 7. a frozen engine during the periodic resync ------------------------------------------
+# The 60 s full listing runs beside the loop: with the engine frozen (SIGSTOP) across it,
+# /healthz stays 200 every second. When the listing was awaited inline, the loop stalled
+# for the whole 30 s call deadline and /healthz said 503.
+scenario_7() {
+scenario frozen 51717
+engine=$work/pf$$
+pd=$here/../contract/private-dockerd.sh
+if ! "$pd" start "$engine" >>"$dir/engine.out" 2>&1 || ! docker save "$image" | dk load >>"$dir/engine.out" 2>&1; then
+  bad "frozen engine: private dockerd or image load failed: $(tail -5 "$dir/engine.out")"
+else
+  echo "runtime: {endpoint: unix://$engine/docker.sock}" >>"$dir/config.yaml"
+  task_def t1 '"networkMode": "none",'
+  started=$(date +%s)
+  start_agent
+  frozen_up() { [ "$(running "$id" task)" = 1 ]; }
+  if ! wait_for 30 frozen_up; then
+    bad "frozen engine: t1 not up on the private engine: $(fingerprint "$id")"
+  else
+    sleep $(( started + 45 - $(date +%s) ))  # freeze from 45 s, across the resync at ~60 s
+    kill -STOP "$(cat "$engine/dockerd.pid")"
+    unhealthy=0
+    for _ in $(seq 1 50); do  # to ~95 s: past the resync and its 30 s deadline
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$listen/healthz")" = 200 ] || unhealthy=$((unhealthy + 1))
+      sleep 1
+    done
+    kill -CONT "$(cat "$engine/dockerd.pid")"
+    [ "$unhealthy" = 0 ] || bad "frozen engine: /healthz was not 200 $unhealthy time(s) in 50 s while a listing hung"
+    grep -q "periodic resync failed" "$log" || say "frozen engine: note: no resync failure logged (the listing may have outlived the window)"
+    agent_alive || bad "frozen engine: the agent died"
+  fi
+  stop_agent
+fi
+result "7 frozen engine during the resync" "/healthz 200 for 50 s with the engine frozen across the 60 s resync"
+"$pd" stop "$engine"; engine=
+}
+
+for n in ${FAULTS_ONLY:-1 2 3 4 5 6 7}; do "scenario_$n"; done  # FAULTS_ONLY="3 5": a subset
 echo
 for r in "${results[@]}"; do echo "$name: $r"; done
 [ "$fail" = 0 ] && echo "$name: all checks passed"
