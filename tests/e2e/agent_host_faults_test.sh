@@ -146,15 +146,22 @@ result() {
   for i in "$id" ${3:-}; do dk ps -aq --filter "label=io.daemonlet.instance=$i" | xargs -r docker ${engine:+-H "unix://$engine/docker.sock"} rm -f >/dev/null; done
 }
 
+pd=$here/../contract/private-dockerd.sh
+# private_engine NAME WHAT: a private dockerd at $work/NAME with the test image, and the
+# scenario's agent pointed at it; false (and a failure said) when it cannot start.
+private_engine() {
+  engine=$work/$1$$
+  if ! "$pd" start "$engine" >>"$dir/engine.out" 2>&1 || ! docker save "$image" | dk load >>"$dir/engine.out" 2>&1; then
+    bad "$2: private dockerd or image load failed: $(tail -5 "$dir/engine.out")"
+    return 1
+  fi
+  echo "runtime: {endpoint: unix://$engine/docker.sock}" >>"$dir/config.yaml"
+}
+
 # --- 1. engine SIGKILL --------------------------------------------------------------------
 scenario_1() {
 scenario engine 51711
-engine=$work/pd$$
-pd=$here/../contract/private-dockerd.sh
-if ! "$pd" start "$engine" >>"$dir/engine.out" 2>&1 || ! docker save "$image" | dk load >>"$dir/engine.out" 2>&1; then
-  bad "engine SIGKILL: private dockerd or image load failed: $(tail -5 "$dir/engine.out")"
-else
-  echo "runtime: {endpoint: unix://$engine/docker.sock}" >>"$dir/config.yaml"
+if private_engine pd "engine SIGKILL"; then
   daemon_def mon '"networkMode": "none",'
   task_def t1 '"networkMode": "none",'
   task_def t2 '"networkMode": "none",'
@@ -385,12 +392,14 @@ result "5 new identity" "B's task started ${gate_margin:-?} ms after B's daemon 
 }
 
 # --- 6. agent upgrade while a critical daemon is broken -------------------------------------
-# The gate was forced open by slotGate.timeoutSeconds. An agent restarted in the same boot
+# The gate was forced open by slotGate.timeoutSeconds: the daemon runs but is never
+# HEALTHY (a daemon that exits at once can look RUNNING for an instant and open the gate). An agent restarted in the same boot
 # (a package upgrade) is ready at once and still admits new tasks: the gate stays forced.
 scenario_6() {
 scenario upgrade 51716 "slotGate: {timeoutSeconds: 3}"
 cat >"$defs/daemons/broken.json" <<JSON
-{"family": "broken", "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "command": ["sh", "-c", "exit 1"]}]}
+{"family": "broken", "containerDefinitions": [{"name": "main", "image": "$image", "memory": 32, "command": ["sleep", "3600"],
+  "healthCheck": {"command": ["CMD-SHELL", "false"], "interval": 5, "timeout": 2, "retries": 1}}]}
 JSON
 task_def t1
 start_agent
@@ -414,12 +423,7 @@ result "6 upgrade with a broken critical daemon" "ready at once after the restar
 # for the whole 30 s call deadline and /healthz said 503.
 scenario_7() {
 scenario frozen 51717
-engine=$work/pf$$
-pd=$here/../contract/private-dockerd.sh
-if ! "$pd" start "$engine" >>"$dir/engine.out" 2>&1 || ! docker save "$image" | dk load >>"$dir/engine.out" 2>&1; then
-  bad "frozen engine: private dockerd or image load failed: $(tail -5 "$dir/engine.out")"
-else
-  echo "runtime: {endpoint: unix://$engine/docker.sock}" >>"$dir/config.yaml"
+if private_engine pf "frozen engine"; then
   task_def t1 '"networkMode": "none",'
   started=$(date +%s)
   start_agent
