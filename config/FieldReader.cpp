@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 namespace daemonlet::config {
 namespace {
@@ -439,16 +438,6 @@ void guardParse(Diagnostics& out, const std::string& origin, const std::function
   } catch (const std::exception& e) {
     out.push_back({Severity::Error, origin, 0, 0, "", fmt::format("could not be read: {}", e.what())});
   }
-}
-
-std::string sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) out += fmt::format("{:02x}", digest[i]);
-  return out;
 }
 
 }  // namespace daemonlet::config

@@ -100,7 +100,4 @@ std::string legacyCanonicalJson(const YAML::Node& document, const FieldReader& r
 // foresaw) becomes an error on `origin` instead of ending the process.
 void guardParse(Diagnostics& out, const std::string& origin, const std::function<void()>& parse);
 
-// Lowercase hex SHA-256.
-std::string sha256Hex(std::string_view data);
-
 }  // namespace daemonlet::config

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "config/Sha256.h"
 #include "config/TaskDefinitionReader.h"
 
 namespace daemonlet::config {

@@ -7,6 +7,7 @@
 
 #include "config/FieldReader.h"
 #include "config/Resources.h"
+#include "config/Sha256.h"
 
 namespace daemonlet::agent {
 namespace {
