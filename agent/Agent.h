@@ -93,6 +93,13 @@ class Agent final : public ApiBackend {
   Phase phase_ = Phase::Starting;
   Memory memory_;
   Plan lastPlan_;
+  // The generation the last status report was published for, and whether the task records
+  // were compared since the desired state arrived: tick() skips both while the plan says
+  // the same as lastPlan_.
+  struct {
+    std::optional<std::int64_t> generation;
+    bool recordsChecked = false;
+  } lastReport_;
   TimePoint bootAt_;
   std::optional<WallTime> hostBootAt_;
   std::vector<EngineOutage> engineOutages_;  // the last few, for task restart decisions

@@ -118,6 +118,19 @@ std::optional<PersistedState> StateStore::load() {
   return saved;
 }
 
+std::map<std::string, TaskRecord> taskRecordsOf(const std::vector<TaskStatus>& tasks) {
+  std::map<std::string, TaskRecord> records;
+  for (const auto& t : tasks) {
+    TaskRecord& r = records[t.id];
+    r.status = toString(t.status);
+    r.stoppedReason = t.stoppedReason;
+    for (const auto& c : t.containers) {
+      if (c.exitCode) r.exitCodes[c.name] = *c.exitCode;
+    }
+  }
+  return records;
+}
+
 bool writeFileAtomically(const fs::path& target, const std::string& text) {
   std::error_code ec;
   const fs::path directory = target.parent_path();

@@ -11,7 +11,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "agent/core/Reconciler.h"
 #include "agent/source/DesiredStateSource.h"
 #include "agent/Logger.h"
 
@@ -30,6 +32,9 @@ struct PersistedState {
   std::map<std::string, TaskRecord> tasks;  // by task id
   std::string instanceId;  // whose records these are: another instance's say nothing of ours
 };
+
+// What a plan says of each task, as state.json keeps it.
+std::map<std::string, TaskRecord> taskRecordsOf(const std::vector<TaskStatus>& tasks);
 
 // Temp file, fsync, rename, fsync of the directory (created 0700 when missing): a crash
 // leaves the old file or the new one. Errors are left in errno / the returned false.

@@ -1,5 +1,6 @@
 #include "agent/api/StatusDocuments.h"
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 
@@ -135,6 +136,23 @@ json statusReportDocument(const Plan& plan, std::int64_t generation) {
           {"available", resources(plan.available)},
           {"daemons", std::move(daemons)},
           {"tasks", std::move(tasks)}};
+}
+
+bool sameStatusReport(const Plan& a, const Plan& b) {
+  auto exitCodes = [](const std::vector<ContainerStatus>& x, const std::vector<ContainerStatus>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                      [](const ContainerStatus& l, const ContainerStatus& r) { return l.name == r.name && l.exitCode == r.exitCode; });
+  };
+  auto sameDaemon = [](const DaemonStatus& x, const DaemonStatus& y) {
+    return x.family == y.family && x.revision == y.revision && x.status == y.status && x.health == y.health &&
+           x.restarts == y.restarts && x.lastError == y.lastError;
+  };
+  auto sameTask = [&](const TaskStatus& x, const TaskStatus& y) {
+    return x.id == y.id && x.status == y.status && x.stoppedReason == y.stoppedReason && exitCodes(x.containers, y.containers);
+  };
+  return a.phase == b.phase && a.capacity == b.capacity && a.daemonReserved == b.daemonReserved && a.available == b.available &&
+         std::equal(a.daemons.begin(), a.daemons.end(), b.daemons.begin(), b.daemons.end(), sameDaemon) &&
+         std::equal(a.tasks.begin(), a.tasks.end(), b.tasks.begin(), b.tasks.end(), sameTask);
 }
 
 json tasksDocument(const Plan& plan) {

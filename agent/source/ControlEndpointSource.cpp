@@ -3,7 +3,7 @@
 
 #include <strings.h>
 
-#include <curl/curl.h>
+#include "agent/source/Curl.h"
 
 #include <algorithm>
 
@@ -71,7 +71,7 @@ std::optional<seconds> parseRetryAfter(const std::string& value, std::chrono::sy
     if (value.size() > 9) return std::nullopt;
     return seconds(std::stoll(value));
   }
-  const time_t at = curl_getdate(value.c_str(), nullptr);
+  const time_t at = curl().getdate(value.c_str(), nullptr);
   if (at < 0) return std::nullopt;
   const auto wait = std::chrono::system_clock::from_time_t(at) - now;
   return std::max(seconds(0), std::chrono::duration_cast<seconds>(wait));

@@ -1,6 +1,6 @@
 #include "agent/source/HttpWorker.h"
 
-#include <curl/curl.h>
+#include "agent/source/Curl.h"
 
 #include <algorithm>
 #include <cctype>
@@ -57,8 +57,8 @@ struct HttpWorker::Transfer {
   bool tooLarge = false;
 
   ~Transfer() {
-    if (easy) curl_easy_cleanup(easy);
-    curl_slist_free_all(headerList);
+    if (easy) curl().easy_cleanup(easy);
+    curl().slist_free_all(headerList);
   }
 
   static size_t onBody(char* data, size_t size, size_t count, void* self) {
@@ -97,35 +97,35 @@ struct HttpWorker::Transfer {
   }
 
   void prepare() {
-    easy = curl_easy_init();
-    curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errorBuffer);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(request.timeout.count(), 10000)));
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    easy = curl().easy_init();
+    curl().easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+    curl().easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl().easy_setopt(easy, CURLOPT_ERRORBUFFER, errorBuffer);
+    curl().easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl().easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+    curl().easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(request.timeout.count(), 10000)));
+    curl().easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl().easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
+    curl().easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl().easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
+    curl().easy_setopt(easy, CURLOPT_HEADERDATA, this);
     // Verification stays on (the libcurl default); only the trust anchors can change.
-    if (!request.tls.caFile.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, request.tls.caFile.c_str());
-    if (!request.tls.clientCertFile.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, request.tls.clientCertFile.c_str());
-    if (!request.tls.clientKeyFile.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, request.tls.clientKeyFile.c_str());
+    if (!request.tls.caFile.empty()) curl().easy_setopt(easy, CURLOPT_CAINFO, request.tls.caFile.c_str());
+    if (!request.tls.clientCertFile.empty()) curl().easy_setopt(easy, CURLOPT_SSLCERT, request.tls.clientCertFile.c_str());
+    if (!request.tls.clientKeyFile.empty()) curl().easy_setopt(easy, CURLOPT_SSLKEY, request.tls.clientKeyFile.c_str());
     if (request.method != "GET") {
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
+      curl().easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+      curl().easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
+      curl().easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
     }
-    headerList = curl_slist_append(headerList, "Expect:");  // no 100-continue round trip
-    for (const auto& h : request.headers) headerList = curl_slist_append(headerList, h.c_str());
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headerList);
+    headerList = curl().slist_append(headerList, "Expect:");  // no 100-continue round trip
+    for (const auto& h : request.headers) headerList = curl().slist_append(headerList, h.c_str());
+    curl().easy_setopt(easy, CURLOPT_HTTPHEADER, headerList);
   }
 
   void finish(CURLcode code) {
     if (code == CURLE_OK) {
-      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+      curl().easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
       return;
     }
     response.status = 0;
@@ -135,7 +135,7 @@ struct HttpWorker::Transfer {
       return;
     }
     response.failure = classify(code);
-    response.error = errorBuffer[0] ? errorBuffer : curl_easy_strerror(code);
+    response.error = errorBuffer[0] ? errorBuffer : curl().easy_strerror(code);
     // With no resolver answering, a lookup ends as a timeout: still a DNS problem.
     if (code == CURLE_OPERATION_TIMEDOUT && response.error.rfind("Resolving timed out", 0) == 0) {
       response.failure = HttpResponse::Failure::Resolve;
@@ -144,17 +144,15 @@ struct HttpWorker::Transfer {
 };
 
 HttpWorker::HttpWorker(asio::any_io_executor executor) : executor_(std::move(executor)) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  multi_ = curl_multi_init();
+  multi_ = curl().multi_init();
   thread_ = std::thread([this] { loop(); });
 }
 
 HttpWorker::~HttpWorker() {
   stopping_ = true;
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  curl().multi_wakeup(static_cast<CURLM*>(multi_));
   thread_.join();
-  curl_multi_cleanup(static_cast<CURLM*>(multi_));
-  curl_global_cleanup();
+  curl().multi_cleanup(static_cast<CURLM*>(multi_));
 }
 
 void HttpWorker::submit(HttpRequest request, std::function<void(HttpResponse)> done) {
@@ -165,7 +163,7 @@ void HttpWorker::submit(HttpRequest request, std::function<void(HttpResponse)> d
     std::lock_guard lock(mutex_);
     queued_.push_back(std::move(t));
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  curl().multi_wakeup(static_cast<CURLM*>(multi_));
 }
 
 void HttpWorker::loop() {
@@ -176,28 +174,28 @@ void HttpWorker::loop() {
       std::lock_guard lock(mutex_);
       for (auto& t : queued_) {
         t->prepare();
-        curl_multi_add_handle(multi, t->easy);
+        curl().multi_add_handle(multi, t->easy);
         CURL* key = t->easy;
         active.emplace(key, std::move(t));
       }
       queued_.clear();
     }
     int running = 0;
-    curl_multi_perform(multi, &running);
+    curl().multi_perform(multi, &running);
     int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+    while (CURLMsg* msg = curl().multi_info_read(multi, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
       auto it = active.find(msg->easy_handle);
       if (it == active.end()) continue;
       std::shared_ptr<Transfer> t = std::move(it->second);
       active.erase(it);
-      curl_multi_remove_handle(multi, t->easy);
+      curl().multi_remove_handle(multi, t->easy);
       t->finish(msg->data.result);
       asio::post(executor_, [t] { t->done(std::move(t->response)); });
     }
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    curl().multi_poll(multi, nullptr, 0, 1000, nullptr);
   }
-  for (auto& [easy, t] : active) curl_multi_remove_handle(multi, easy);
+  for (auto& [easy, t] : active) curl().multi_remove_handle(multi, easy);
 }
 
 }  // namespace daemonlet::agent
