@@ -90,8 +90,12 @@ Agent::Agent(asio::io_context& io, config::AgentConfig config, Options options, 
       options_(options),
       log_(log),
       runtime_(runtime),
+      cgroups_(log),
       executor_(io.get_executor(), runtime, log, config_.instance.id),
-      wake_(io) {}
+      wake_(io) {
+  executor_.useCgroups(cgroups_);
+  executor_.useTaskNetwork({config_.taskNetwork.name, config_.taskNetwork.subnet, config_.stateDir});
+}
 
 Resources Agent::capacity() const {
   return config_.instance.capacity.value_or(detectCapacity()) - config_.instance.reserved;
@@ -217,7 +221,9 @@ asio::awaitable<bool> Agent::connect() {
     auto version = co_await runtime_.version();
     if (version) {
       engineDescription_ = fmt::format("{} {}", version->name, version->version);
-      log_.info("runtime: {} {} (API {}) at {}", version->name, version->version, version->apiVersion, config::runtimeEndpoint(config_));
+      log_.info("runtime: {} {} (API {}) at {}; cgroup driver {}, cgroup v{}", version->name, version->version, version->apiVersion,
+                config::runtimeEndpoint(config_), version->cgroupDriver, version->cgroupVersion);
+      cgroups_.configure(cgroupDriverOf(version->cgroupDriver), version->cgroupVersion);
       auto adopted = co_await executor_.refresh();
       if (adopted) co_return true;
       log_.warn("runtime: listing containers failed: {}", adopted.error().message);

@@ -83,6 +83,7 @@ class Agent final : public ApiBackend {
   Options options_;
   Logger& log_;
   runtime::Runtime& runtime_;
+  TaskCgroups cgroups_;
   Executor executor_;
   std::unique_ptr<DesiredStateSource> source_;
   config::DesiredState desired_;

@@ -3,7 +3,10 @@
 #include <fstream>
 
 #include "agent/core/ContainerSpecBuilder.h"
+#include "agent/core/TaskCgroup.h"
+#include "agent/host/PauseImage.h"
 #include "agent/ScopedFlag.h"
+#include "agent/StateStore.h"
 
 namespace daemonlet::agent {
 
@@ -35,8 +38,48 @@ void Executor::upsert(const runtime::ContainerInfo& info) {
 }
 
 void Executor::erase(const std::string& id) {
+  std::string parent;
+  if (auto it = containers_.find(id); it != containers_.end()) parent = it->second.cgroupParent;
   containers_.erase(id);
   changedAt_[id] = ++seq_;
+  if (!parent.empty()) releaseCgroup(parent);
+}
+
+// The copy's last container is gone, and none is being created into it: its parent goes.
+void Executor::releaseCgroup(const std::string& parent) {
+  if (!cgroups_ || creatingIn_.count(parent)) return;
+  for (const auto& [id, c] : containers_) {
+    if (c.cgroupParent == parent) return;
+  }
+  cgroups_->remove(parent);
+  log_.debug("cgroup {}: removed with the copy's last container", parent);
+}
+
+// Counts a create into a parent cgroup while it is under way: a removal finishing
+// meanwhile must not take the parent away. One that ends with no container releases it.
+Executor::CreatingIn::CreatingIn(Executor& e, std::string parent) : executor(e), parent(std::move(parent)) {
+  if (!this->parent.empty()) ++executor.creatingIn_[this->parent];
+}
+
+Executor::CreatingIn::~CreatingIn() {
+  if (parent.empty()) return;
+  if (--executor.creatingIn_[parent] == 0) executor.creatingIn_.erase(parent);
+  if (!created) executor.releaseCgroup(parent);
+}
+
+runtime::Result<std::optional<std::string>> Executor::placeInCgroup(const Action& action) {
+  if (!cgroups_) return std::optional<std::string>{};
+  const config::TaskDefinition& def = *action.definition;
+  const std::string parent = cgroupParent(cgroups_->driver(), action.kind, def, action.kind == Kind::Task ? action.owner : "", instanceId_);
+  auto made = cgroups_->ensure(parent, groupLimits(def));
+  if (!made && made.error().code == runtime::Error::Code::Unsupported) {
+    // Said once, loudly: copies then run with their container limits only.
+    if (!cgroupsUnavailable_) log_.error("task cgroups unavailable: {}; task-level cpu/memory are NOT enforced (P3)", made.error().message);
+    cgroupsUnavailable_ = true;
+    return std::optional<std::string>{};
+  }
+  if (!made) return made.error();
+  return std::optional<std::string>{parent};
 }
 
 bool Executor::changedSince(const std::string& id, std::uint64_t seq) const {
@@ -165,7 +208,8 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       break;
     case Action::Type::Start: {
       auto r = co_await runtime_.start(action.containerId);
-      if (!r) fail(action, r.error().message);
+      if (!r && r.error().code == runtime::Error::Code::PortInUse) fail(action, std::string(kPortsInUse) + ": " + r.error().message);
+      else if (!r) fail(action, r.error().message);
       else log_.info("{} {}: started {}", toString(action.kind), action.owner, action.containerName);
       auto info = co_await runtime_.inspect(action.containerId);
       if (info) upsert(info.value());
@@ -195,8 +239,58 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
   }
 }
 
+// The namespace holder of an awsvpc copy: the task network and the holder's image are
+// made on first use, by the agent itself (no registry is needed).
+asio::awaitable<runtime::Result<runtime::ContainerSpec>> Executor::networkHolderSpec(const Action& action) {
+  if (!network_) co_return runtime::Error{runtime::Error::Code::Unsupported, "awsvpc: no task network is configured"};
+  if (!networkReady_) {
+    runtime::NetworkSpec spec{network_->name, network_->subnet, {{label::kManaged, "true"}}};
+    auto made = co_await runtime_.ensureNetwork(std::move(spec));
+    if (!made) co_return made.error();
+    networkReady_ = true;
+    log_.info("task network {} ({}) is there", network_->name, network_->subnet);
+  }
+  const std::string image = pauseImageName();
+  if (!imagesPresent_.count(image)) {
+    const std::filesystem::path archive = std::filesystem::path(network_->archiveDir) / "network-holder-image.tar";
+    if (!writeFileAtomically(archive, pauseImageArchive()))
+      co_return runtime::Error{runtime::Error::Code::PermissionDenied, "cannot write " + archive.string()};
+    auto loaded = co_await runtime_.loadImage(archive.string());
+    std::error_code ec;
+    std::filesystem::remove(archive, ec);
+    if (!loaded) co_return loaded.error();
+    imagesPresent_.insert(image);
+    log_.info("network holder image {} loaded", image);
+  }
+  const config::TaskDefinition& def = *action.definition;
+  co_return buildNetworkHolderSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", instanceId_, image, network_->name);
+}
+
 asio::awaitable<void> Executor::create(const Action& action) {
   const config::TaskDefinition& def = *action.definition;
+  if (action.container == kNetworkHolder) {
+    auto spec = co_await networkHolderSpec(action);
+    if (!spec) {
+      fail(action, spec.error().message);
+      co_return;
+    }
+    auto parent = placeInCgroup(action);
+    if (!parent) {
+      fail(action, parent.error().message);
+      co_return;
+    }
+    spec->cgroupParent = parent.value();
+    CreatingIn underWay(*this, spec->cgroupParent.value_or(""));
+    auto id = co_await createResolvingConflict(action, spec.value());
+    if (!id) {
+      fail(action, id.error().message);
+      co_return;
+    }
+    underWay.created = true;
+    auto info = co_await runtime_.inspect(id.value());
+    if (info) upsert(info.value());
+    co_return;
+  }
   const config::ContainerDefinition* container = def.container(action.container);
   if (!container) co_return;
   if (!imagesPresent_.count(container->image)) {
@@ -214,6 +308,13 @@ asio::awaitable<void> Executor::create(const Action& action) {
     co_return;
   }
   auto spec = buildContainerSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", *container, instanceId_, fromFiles);
+  auto parent = placeInCgroup(action);
+  if (!parent) {
+    fail(action, parent.error().message);
+    co_return;
+  }
+  spec.cgroupParent = parent.value();
+  CreatingIn underWay(*this, spec.cgroupParent.value_or(""));
   auto id = co_await createResolvingConflict(action, spec);
   if (!id && id.error().code == runtime::Error::Code::NotFound && id.error().message.find("image") != std::string::npos) {
     // The image went away since it was checked (docker image prune -a): fetch it again.
@@ -231,6 +332,7 @@ asio::awaitable<void> Executor::create(const Action& action) {
     fail(action, id.error().message);
     co_return;
   }
+  underWay.created = true;
   auto info = co_await runtime_.inspect(id.value());
   if (info) upsert(info.value());
 }

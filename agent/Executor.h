@@ -12,6 +12,7 @@
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
 #include "agent/core/Reconciler.h"
+#include "agent/host/TaskCgroups.h"
 #include "runtime/Runtime.h"
 
 namespace daemonlet::agent {
@@ -33,6 +34,16 @@ class Executor {
   void onFailure(std::function<void(const Failure&)> callback) { failed_ = std::move(callback); }
   // Called when a step threw: a bug, counted and logged by the caller.
   void onInternalError(InternalErrorHandler handler) { internalError_ = std::move(handler); }
+
+  // Where copies' containers go. Without cgroups the engine's default parent is used;
+  // without a task network, awsvpc copies cannot start (the failure says so).
+  struct TaskNetwork {
+    std::string name;          // the bridge network of awsvpc copies
+    std::string subnet;
+    std::string archiveDir;    // where the network holder's image archive is written
+  };
+  void useCgroups(TaskCgroups& cgroups) { cgroups_ = &cgroups; }
+  void useTaskNetwork(TaskNetwork network) { network_ = std::move(network); }
 
   void execute(const std::vector<Action>& actions);
 
@@ -56,6 +67,17 @@ class Executor {
   asio::awaitable<void> run(Action action);
   asio::awaitable<void> carryOut(const Action& action);
   asio::awaitable<void> create(const Action& action);
+  asio::awaitable<runtime::Result<runtime::ContainerSpec>> networkHolderSpec(const Action& action);
+  // The copy's parent cgroup, made before its first container; nullopt without cgroups.
+  runtime::Result<std::optional<std::string>> placeInCgroup(const Action& action);
+  void releaseCgroup(const std::string& parent);
+  struct CreatingIn {
+    CreatingIn(Executor& executor, std::string parent);
+    ~CreatingIn();
+    Executor& executor;
+    std::string parent;
+    bool created = false;  // the container exists: its parent stays
+  };
   asio::awaitable<runtime::Result<std::string>> createResolvingConflict(const Action& action, runtime::ContainerSpec spec);
   asio::awaitable<void> refreshOne(std::string id);
   void upsert(const runtime::ContainerInfo& info);
@@ -77,6 +99,11 @@ class Executor {
   std::vector<OrphanContainer> orphans_;
   std::map<std::string, Kind> inFlight_;  // by container name
   std::set<std::string> imagesPresent_;
+  TaskCgroups* cgroups_ = nullptr;
+  std::map<std::string, int> creatingIn_;  // parent cgroup -> creates under way into it
+  bool cgroupsUnavailable_ = false;
+  std::optional<TaskNetwork> network_;
+  bool networkReady_ = false;
   std::function<void()> changed_;
   std::function<void(const Failure&)> failed_;
   InternalErrorHandler internalError_;

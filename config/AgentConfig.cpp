@@ -37,6 +37,7 @@ class ConfigReader {
         if (k == "timeoutSeconds") return count(c_.slotGateTimeoutSeconds, x, "slotGate.timeoutSeconds", 0, 86400);
         return false;
       });
+      else if (key == "taskNetwork") taskNetwork(v);
       else if (key == "shutdown") section(v, key, [&](const std::string& k, const YAML::Node& x) {
         if (k == "drainTimeoutSeconds") return count(c_.drainTimeoutSeconds, x, "shutdown.drainTimeoutSeconds", 1, 86400);
         return false;
@@ -95,6 +96,30 @@ class ConfigReader {
       (key == "cpu" ? out.cpu : out.memory) = *i;
     }
     return ok ? std::optional<Resources>(out) : std::nullopt;
+  }
+
+  void taskNetwork(const YAML::Node& v) {
+    section(v, "taskNetwork", [&](const std::string& k, const YAML::Node& x) {
+      if (k == "name") {
+        auto s = r_.string(x, "taskNetwork.name");
+        const bool valid = s && !s->empty() && s->size() <= 15 &&
+                           std::all_of(s->begin(), s->end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+        if (s && !valid) r_.error(x, "taskNetwork.name", fmt::format("\"{}\" is not a network interface name (1-15 of A-Z a-z 0-9 - _ .)", *s));
+        else if (s) c_.taskNetwork.name = *s;
+        return true;
+      }
+      if (k == "subnet") {
+        auto s = r_.string(x, "taskNetwork.subnet");
+        unsigned a = 0, b = 0, c = 0, d = 0, bits = 0;
+        char end = 0;
+        const bool valid = s && std::sscanf(s->c_str(), "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &bits, &end) == 5 && a < 256 && b < 256 &&
+                           c < 256 && d < 256 && bits >= 8 && bits <= 30;
+        if (s && !valid) r_.error(x, "taskNetwork.subnet", fmt::format("\"{}\" is not an IPv4 CIDR with a prefix of 8 to 30 bits", *s));
+        else if (s) c_.taskNetwork.subnet = *s;
+        return true;
+      }
+      return false;
+    });
   }
 
   void instance(const YAML::Node& v) {
@@ -202,7 +227,7 @@ bool looksLikeAgentConfig(std::string_view text) {
   Diagnostics ignored;
   auto doc = parseDocument(text, "", ignored);
   if (!doc || !doc->IsMap()) return false;
-  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "slotGate", "shutdown", "log"};
+  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "slotGate", "shutdown", "log", "taskNetwork"};
   for (const auto& kv : *doc) {
     if (keys.count(kv.first.Scalar())) return true;
   }

@@ -47,6 +47,12 @@ struct AgentConfig {
     std::string namespaceName = "daemonlet";
   } runtime;
 
+  // awsvpc tasks (DESIGN 3.3): the bridge network the agent creates for their namespaces.
+  struct TaskNetwork {
+    std::string name = "daemonlet0";     // network and host bridge interface (at most 15 characters)
+    std::string subnet = "172.30.0.0/20";  // IPv4 CIDR; each awsvpc copy takes one address
+  } taskNetwork;
+
   std::string stateDir = "/var/lib/daemonlet";
   std::string listen = "127.0.0.1:51680";
   bool listenAllowNonLoopback = false;  // the API shows every task: loopback unless asked

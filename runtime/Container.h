@@ -74,6 +74,9 @@ struct ContainerSpec {
   std::int64_t cpuShares = 0;                          // relative weight; 0 = engine default
   std::optional<std::int64_t> nanoCpus;                // hard CPU cap (task-level cpu)
   std::optional<int> stopTimeoutSeconds;
+  // The parent cgroup the container goes under, as the engine's cgroup driver names it: a
+  // cgroupfs path ("/daemonlet/<group>") or a systemd slice ("daemonlet-<group>.slice").
+  std::optional<std::string> cgroupParent;
 };
 
 enum class ContainerState { Created, Running, Paused, Restarting, Removing, Exited, Dead, Unknown };
@@ -94,6 +97,8 @@ struct ContainerInfo {
   std::optional<std::int64_t> memoryBytes;  // limits as the engine applied them
   std::int64_t cpuShares = 0;
   std::optional<std::int64_t> nanoCpus;
+  std::string cgroupParent;  // as the engine applied it; empty = the engine's default
+  std::string ipAddress;     // on its own network; empty when it shares another's namespace
 
   bool running() const { return state == ContainerState::Running || state == ContainerState::Restarting; }
 };
@@ -115,6 +120,15 @@ struct EngineInfo {
   std::string name;        // "docker", "containerd"
   std::string version;     // engine version
   std::string apiVersion;  // the API version in use
+  std::string cgroupDriver = "cgroupfs";  // how the engine names cgroups: cgroupfs | systemd
+  int cgroupVersion = 0;                  // 1 (per-controller hierarchies), 2 (unified); 0 = unknown
+};
+
+// A bridge network that the agent owns (the awsvpc task network, DESIGN 3.3).
+struct NetworkSpec {
+  std::string name;    // the network's name, also the host bridge interface's (daemonlet0)
+  std::string subnet;  // CIDR, e.g. 172.29.0.0/16
+  Labels labels;
 };
 
 const char* toString(ContainerState state);

@@ -18,6 +18,7 @@ struct Error {
     Protocol,          // the answer could not be understood
     Cancelled,         // shutdown
     Unsupported,       // engine too old, feature absent
+    PortInUse,         // a host port to publish is already taken
   };
   Code code = Code::Engine;
   std::string message;

@@ -31,6 +31,11 @@ class Runtime {
   // Present locally -> done; else pull; else an error naming the image.
   virtual asio::awaitable<Status> ensureImage(std::string image) = 0;
   virtual asio::awaitable<Status> loadImage(std::string tarPath) = 0;
+  // The bridge network exists with this subnet (created when absent); a network of that
+  // name with another subnet is a Conflict naming both. Adapters without networks say so.
+  virtual asio::awaitable<Status> ensureNetwork(NetworkSpec spec) {
+    co_return Error{Error::Code::Unsupported, "this runtime cannot create network " + spec.name};
+  }
   // Returns the new container's id.
   virtual asio::awaitable<Result<std::string>> create(ContainerSpec spec) = 0;
   virtual asio::awaitable<Status> start(std::string id) = 0;

@@ -108,6 +108,7 @@ json taskDocument(const TaskStatus& t) {
           {"status", toString(t.status)},
           {"stoppedReason", nullIfEmpty(t.stoppedReason)},
           {"restarts", t.restarts},
+          {"address", nullIfEmpty(t.address)},
           {"containers", containers(t.containers)}};
 }
 

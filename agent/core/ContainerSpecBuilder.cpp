@@ -30,7 +30,63 @@ std::string suffix(Kind kind, const config::TaskDefinition& def, const std::stri
   return config::sha256Hex(input).substr(0, 12);
 }
 
+// Not in the public contract: the labels every container of a copy carries.
+runtime::Labels copyLabels(Kind kind, const config::TaskDefinition& def, const std::string& taskId, const std::string& container,
+                           const std::string& instanceId) {
+  const Resources reservation = config::reservationOf(def);
+  runtime::Labels labels = {{label::kManaged, "true"},
+                            {label::kKind, toString(kind)},
+                            {label::kFamily, def.family},
+                            {label::kRevision, std::to_string(def.revision)},
+                            {label::kHash, def.hash},
+                            {label::kContainer, container},
+                            {label::kInstance, instanceId},
+                            {label::kCpu, std::to_string(reservation.cpu)},
+                            {label::kMemory, std::to_string(reservation.memory)}};
+  if (kind == Kind::Task) labels[label::kTaskId] = taskId;
+  const auto ports = hostPortsOf(def);
+  if (!ports.empty()) labels[label::kHostPorts] = fmt::format("{}", fmt::join(ports, ","));
+  return labels;
+}
+
 }  // namespace
+
+std::string groupName(Kind kind, const config::TaskDefinition& def, const std::string& taskId, const std::string& instanceId) {
+  return fmt::format("{}-{}", readable(kind, def, taskId), suffix(kind, def, taskId, "group", instanceId));
+}
+
+std::vector<std::string> hostPortsOf(const config::TaskDefinition& def) {
+  std::set<std::string> out;
+  for (const auto& c : def.containers) {
+    for (const auto& p : c.portMappings) {
+      int port = p.hostPort.value_or(0);
+      if (def.networkMode == config::NetworkMode::Host && port == 0) port = p.containerPort;
+      if (def.networkMode == config::NetworkMode::None || port <= 0) continue;
+      out.insert(fmt::format("{}/{}", port, p.protocol));
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+runtime::ContainerSpec buildNetworkHolderSpec(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
+                                              const std::string& instanceId, const std::string& image, const std::string& network) {
+  runtime::ContainerSpec s;
+  s.name = containerName(kind, def, taskId, kNetworkHolder, instanceId);
+  s.image = image;
+  s.labels = copyLabels(kind, def, taskId, kNetworkHolder, instanceId);
+  s.networkMode = network;
+  // Ports are published by whoever owns the namespace (the engine refuses them on a
+  // container:<id> member).
+  for (const auto& c : def.containers) {
+    for (const auto& p : c.portMappings) {
+      if (p.hostPort && *p.hostPort > 0) s.ports.push_back({p.containerPort, *p.hostPort, p.protocol});
+    }
+  }
+  s.readOnlyRootfs = true;
+  s.capDrop = {"ALL"};
+  s.stopTimeoutSeconds = 2;  // it exits at once on SIGTERM
+  return s;
+}
 
 std::string containerName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
                           const std::string& container, const std::string& instanceId) {
@@ -62,23 +118,14 @@ runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinitio
     if (!defined.count(line.substr(0, line.find('=')))) s.env.push_back(line);
   }
 
-  const Resources reservation = config::reservationOf(def);
-  s.labels = {{label::kManaged, "true"},
-              {label::kKind, toString(kind)},
-              {label::kFamily, def.family},
-              {label::kRevision, std::to_string(def.revision)},
-              {label::kHash, def.hash},
-              {label::kContainer, c.name},
-              {label::kInstance, instanceId},
-              {label::kCpu, std::to_string(reservation.cpu)},
-              {label::kMemory, std::to_string(reservation.memory)}};
-  if (kind == Kind::Task) s.labels[label::kTaskId] = taskId;
+  s.labels = copyLabels(kind, def, taskId, c.name, instanceId);
 
   s.user = c.user;
   s.workingDir = c.workingDirectory;
-  // TODO(issue 11 awsvpc): a task network namespace on daemonlet0; until then awsvpc tasks
-  // run on Docker's bridge, which knows no "awsvpc" network.
-  s.networkMode = def.networkMode == config::NetworkMode::Awsvpc ? "bridge" : toString(def.networkMode);
+  // awsvpc: one namespace for the whole copy, held by its network holder, so that its
+  // containers reach each other on localhost (DESIGN 3.3).
+  s.networkMode = def.networkMode == config::NetworkMode::Awsvpc ? "container:" + containerName(kind, def, taskId, kNetworkHolder, instanceId)
+                                                                  : toString(def.networkMode);
   if (def.pidMode == "host") s.pidMode = "host";
   if (def.networkMode == config::NetworkMode::Bridge) {
     for (const auto& p : c.portMappings) s.ports.push_back({p.containerPort, p.hostPort.value_or(0), p.protocol});
@@ -110,15 +157,12 @@ runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinitio
                                              c.healthCheck->retries};
   }
 
-  // P3: what is reserved is enforced. A container's own memory is its hard limit; without
-  // one, the task-level memory caps it. CPU units map to shares one to one; a task-level
-  // cpu also becomes a hard cap.
+  // P3: the copy's own limits are on its parent cgroup (TaskCgroup.h); a container's own
+  // memory is its hard limit inside it, and its cpu units are shares inside it.
   if (c.memory) s.memoryBytes = *c.memory * kMiB;
-  else if (def.memory) s.memoryBytes = *def.memory * kMiB;
   if (c.memoryReservation) s.memoryReservationBytes = *c.memoryReservation * kMiB;
   const std::int64_t shares = c.cpu.value_or(0);
   if (shares > 0) s.cpuShares = std::max(shares, kMinCpuShares);
-  if (def.cpu) s.nanoCpus = *def.cpu * 1'000'000'000 / 1024;
   s.stopTimeoutSeconds = c.stopTimeoutSeconds;
   return s;
 }

@@ -21,6 +21,24 @@ std::string containerName(Kind kind, const config::TaskDefinition& def, const st
 std::string volumeName(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
                        const config::Volume& volume, const std::string& instanceId);
 
+// The readable owner and 12 hex digits, distinct per instance, owner and definition hash:
+// names what belongs to one copy as a whole (its parent cgroup).
+std::string groupName(Kind kind, const config::TaskDefinition& def, const std::string& taskId, const std::string& instanceId);
+
+// awsvpc (DESIGN 3.3): each copy gets a small container that only holds the network
+// namespace its containers share. A dot is not allowed in ECS container names, so this
+// one never collides with a definition's.
+inline constexpr const char* kNetworkHolder = "awsvpc.pause";
+
+// The host ports a copy publishes, as "8080/tcp": a given hostPort (bridge, awsvpc), or
+// every container port under host networking. Two copies never share one (RESOURCE:PORTS).
+std::vector<std::string> hostPortsOf(const config::TaskDefinition& def);
+
+// The namespace holder of an awsvpc copy: on `network`, publishing the copy's host ports,
+// read-only, with no capabilities.
+runtime::ContainerSpec buildNetworkHolderSpec(Kind kind, const config::TaskDefinition& def, const std::string& taskId,
+                                              const std::string& instanceId, const std::string& image, const std::string& network);
+
 // `environmentFromFiles` is what the definition's environmentFiles held, read by the caller
 // ("NAME=value" lines); the definition's own environment wins over it.
 runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinition& def,

@@ -1,5 +1,7 @@
 #include "agent/core/Model.h"
 
+#include <algorithm>
+
 #include <charconv>
 
 namespace daemonlet::agent {
@@ -78,6 +80,14 @@ std::optional<ObservedContainer> observe(const runtime::ContainerInfo& info) {
   c.createdAt = info.createdAt;
   c.startedAt = info.startedAt;
   c.finishedAt = info.finishedAt;
+  c.cgroupParent = info.cgroupParent;
+  c.address = info.ipAddress;
+  std::string ports = text(l, label::kHostPorts);
+  for (std::size_t start = 0; !ports.empty() && start <= ports.size();) {
+    const std::size_t comma = std::min(ports.find(',', start), ports.size());
+    if (comma > start) c.hostPorts.push_back(ports.substr(start, comma - start));
+    start = comma + 1;
+  }
   if (c.family.empty() || c.hash.empty() || c.container.empty() || (c.kind == Kind::Task && c.taskId.empty())) return std::nullopt;
   return c;
 }

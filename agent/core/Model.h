@@ -41,6 +41,8 @@ inline constexpr const char* kInstance = "io.daemonlet.instance";
 // agent restarted with a changed definition still accounts for what runs.
 inline constexpr const char* kCpu = "io.daemonlet.reserved-cpu";
 inline constexpr const char* kMemory = "io.daemonlet.reserved-memory";
+// The host ports the copy publishes ("8080/tcp,53/udp"), held while it lives (RESOURCE:PORTS).
+inline constexpr const char* kHostPorts = "io.daemonlet.host-ports";
 }  // namespace label
 
 // One container the agent manages, as the runtime reports it.
@@ -61,6 +63,9 @@ struct ObservedContainer {
   std::optional<WallTime> createdAt;
   std::optional<WallTime> startedAt;
   std::optional<WallTime> finishedAt;
+  std::string cgroupParent;            // the copy's parent cgroup; empty = the engine's default
+  std::string address;                 // its own network address (an awsvpc network holder's)
+  std::vector<std::string> hostPorts;  // of the whole copy, as "8080/tcp"
 
   bool running() const;
   bool exited() const;

@@ -22,6 +22,7 @@ struct Group {
   std::string hash;
   std::int64_t revision = 0;
   Resources reservation;
+  std::vector<std::string> hostPorts;
   std::vector<const ObservedContainer*> containers;
 
   const ObservedContainer* find(const std::string& name) const {
@@ -67,6 +68,7 @@ std::map<std::string, Groups> groupContainers(const ObservedState& observed, Kin
     g.hash = c.hash;
     g.revision = c.revision;
     g.reservation = c.reservation;
+    g.hostPorts = c.hostPorts;
     g.containers.push_back(&c);
   }
   return out;
@@ -295,6 +297,12 @@ class Planner {
     plan_.memory.restartCounts[def.family] += 1;
     note("daemon {} r{}: {}; restarting (attempt {}, next backoff {} s)", def.family, def.revision, progress.reason,
          b.failures, backoffDelay(b.failures).count());
+    if (const ObservedContainer* holder = current.find(kNetworkHolder); holder && holder->exited()) {
+      // Its namespace is gone: the copy starts afresh rather than in place.
+      stopGroup(Kind::Daemon, def.family, current, &def, "network namespace holder exited");
+      if (!current.live()) removeGroup(Kind::Daemon, def.family, current);
+      return;
+    }
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = current.find(c.name);
       if (oc && oc->exited() && c.essential) addStart(Kind::Daemon, def.family, *oc, "restart after exit");
@@ -306,6 +314,7 @@ class Planner {
   // Creates what is missing and starts what may start. `group` may be empty.
   Progress advance(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId) {
     Progress p = progressOf(def, group);
+    if (def.networkMode == config::NetworkMode::Awsvpc && !networkHolderUp(kind, owner, def, group, taskId)) return p;
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = group.find(c.name);
       const std::string name = containerName(kind, def, taskId, c.name, in_.instanceId);
@@ -328,12 +337,26 @@ class Planner {
       if (backingOff(name)) continue;
       if (!oc) {
         // Created as soon as its volume sources exist, started once its dependencies allow.
-        if (blocked != "volumes") addCreate(kind, owner, def, c, name);
+        if (blocked != "volumes") addCreate(kind, owner, def, c.name, name);
       } else if (blocked.empty()) {
         addStart(kind, owner, *oc, "dependencies met");
       }
     }
     return p;
+  }
+
+  // awsvpc: the copy's namespace exists before any of its containers is created in it.
+  bool networkHolderUp(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId) {
+    const ObservedContainer* holder = group.find(kNetworkHolder);
+    const std::string name = containerName(kind, def, taskId, kNetworkHolder, in_.instanceId);
+    if (holder && holder->running()) {
+      plan_.memory.createFailures.erase(name);
+      return true;
+    }
+    if (backingOff(name)) return false;
+    if (!holder) addCreate(kind, owner, def, kNetworkHolder, name);
+    else if (holder->neverStarted()) addStart(kind, owner, *holder, "the copy's network namespace first");
+    return false;
   }
 
   // "" = satisfied, "wait" = not yet, "never" = cannot be any more.
@@ -398,9 +421,43 @@ class Planner {
     for (const auto& [id, groups] : tasks_) {
       for (const auto& [hash, g] : groups) {
         if (g.live()) used += g.reservation;
+        if (g.live()) holdPorts(g.hostPorts, "task " + id);
       }
     }
     available_ = in_.capacity - daemons - used;
+    for (const auto& [family, groups] : daemons_) {
+      for (const auto& [hash, g] : groups) {
+        if (g.live()) holdPorts(g.hostPorts, "daemon " + family);
+      }
+    }
+    for (const auto& def : in_.desired.daemons) holdPorts(hostPortsOf(def), "daemon " + def.family);
+  }
+
+  void holdPorts(const std::vector<std::string>& ports, const std::string& holder) {
+    for (const auto& p : ports) portsHeld_.emplace(p, holder);
+  }
+
+  // The first of `ports` that another copy holds, with its holder; nullopt when all are free.
+  std::optional<std::pair<std::string, std::string>> portTaken(const std::vector<std::string>& ports) const {
+    for (const auto& p : ports) {
+      if (auto it = portsHeld_.find(p); it != portsHeld_.end()) return *it;
+    }
+    return std::nullopt;
+  }
+
+  // The engine refused one of the task's host ports (something outside daemonlet holds
+  // it): the retry time, while its backoff runs.
+  std::optional<TimePoint> portsRefused(const config::ApplicationTask& task) {
+    std::vector<std::string> names{containerName(Kind::Task, task.definition, task.id, kNetworkHolder, in_.instanceId)};
+    for (const auto& c : task.definition.containers) names.push_back(containerName(Kind::Task, task.definition, task.id, c.name, in_.instanceId));
+    for (const auto& n : names) {
+      auto it = plan_.memory.createFailures.find(n);
+      if (it != plan_.memory.createFailures.end() && it->second.reason.rfind(kPortsInUse, 0) == 0 && in_.now < it->second.retryAt) {
+        wakeBy(it->second.retryAt);
+        return it->second.retryAt;
+      }
+    }
+    return std::nullopt;
   }
 
   // ---- application tasks (P2, P3) ------------------------------------------------------
@@ -416,6 +473,20 @@ class Planner {
       TaskStatus status = taskStatus(*task);
       Group* current = nullptr;
       bool staleLeft = false;
+      if (portsRefused(*task)) {
+        // Its copy goes, so that the ports it did get are free again; tried anew after the backoff.
+        for (auto& [hash, g] : groups) {
+          stopGroup(Kind::Task, task->id, g, nullptr, "a host port is in use");
+          for (const auto* c : g.containers) {
+            if (c->exited() || c->neverStarted()) addRemove(Kind::Task, task->id, *c);
+          }
+        }
+        status.status = Status::Stopped;
+        status.stoppedReason = kPortsInUse;
+        fillContainers(status.containers, groups, def.hash);
+        plan_.tasks.push_back(std::move(status));
+        continue;
+      }
       for (auto& [hash, g] : groups) {
         if (hash == def.hash) {
           current = &g;
@@ -446,20 +517,29 @@ class Planner {
           if (p.ready) forgiveAfterTenMinutes(task->id);
         }
         fillContainers(status.containers, groups, def.hash);
+        if (const ObservedContainer* holder = current->find(kNetworkHolder)) status.address = holder->address;
       } else if (staleLeft || !gateOpen) {
         status.status = Status::Pending;
       } else {
         const Resources need = config::reservationOf(def);
+        const auto ports = hostPortsOf(def);
+        const auto taken = portTaken(ports);
         if (!need.fitsIn(available_)) {
           status.status = Status::Stopped;
           status.stoppedReason = need.memory > available_.memory ? "RESOURCE:MEMORY" : "RESOURCE:CPU";
+        } else if (taken) {
+          status.status = Status::Stopped;
+          status.stoppedReason = kPortsInUse;
+          note("task {}: not admitted: host port {} is held by {}", task->id, taken->first, taken->second);
         } else if (!appsMayStart_) {
           // P2 for every start: the gate opened once, but a critical daemon is down again
           // (an engine restart, a power loss): it comes back first.
           available_ -= need;
+          holdPorts(ports, "task " + task->id);
           status.status = Status::Pending;
         } else {
           available_ -= need;
+          holdPorts(ports, "task " + task->id);
           note("task {}: admitted ({} CPU units, {} MiB)", task->id, need.cpu, need.memory);
           static const Group empty;
           advance(Kind::Task, task->id, def, empty, task->id);
@@ -555,6 +635,16 @@ class Planner {
         p.reason = fmt::format("essential container {} exited with code {}{}", c.name, oc->exitCode, oc->oomKilled ? " (OOM-killed)" : "");
       }
     }
+    if (def.networkMode == config::NetworkMode::Awsvpc) {
+      const ObservedContainer* holder = group.find(kNetworkHolder);
+      if (!holder || !holder->running()) p.ready = false;
+      if (holder && holder->exited()) {
+        p.failed = true;
+        p.exitCode = holder->exitCode;
+        p.finishedAt = holder->finishedAt;
+        p.reason = fmt::format("the network namespace holder exited with code {}", holder->exitCode);
+      }
+    }
     return p;
   }
 
@@ -648,13 +738,13 @@ class Planner {
     return plan_.actions.back();
   }
 
-  void addCreate(Kind kind, const std::string& owner, const TaskDefinition& def, const ContainerDefinition& c, const std::string& name) {
+  void addCreate(Kind kind, const std::string& owner, const TaskDefinition& def, const std::string& container, const std::string& name) {
     Action a;
     a.type = Action::Type::Create;
     a.kind = kind;
     a.owner = owner;
     a.containerName = name;
-    a.container = c.name;
+    a.container = container;
     a.definition = def;
     a.reason = fmt::format("{} r{}", def.family, def.revision);
     plan_.actions.push_back(std::move(a));
@@ -792,6 +882,7 @@ class Planner {
   std::map<std::string, Groups> daemons_;
   std::map<std::string, Groups> tasks_;
   Resources available_;
+  std::map<std::string, std::string> portsHeld_;  // "8080/tcp" -> who holds it
   std::vector<std::string> criticalDown_;  // critical families with no serving copy now
   bool appsMayStart_ = false;
   std::set<std::string> seenCopies_;

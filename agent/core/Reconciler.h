@@ -32,6 +32,10 @@ struct Backoff {
 
 std::chrono::seconds backoffDelay(int failures);
 
+// The reason a failed step carries when the engine refused a host port that something
+// outside daemonlet holds: the task is STOPPED with RESOURCE:PORTS until its backoff ends.
+inline constexpr const char* kPortsInUse = "RESOURCE:PORTS";
+
 // What the agent remembers between plans that the runtime cannot tell it. Lost on an
 // agent restart, which is safe: everything here only delays or explains.
 struct Memory {
@@ -128,6 +132,7 @@ struct TaskStatus {
   Status status = Status::Pending;
   std::string stoppedReason;  // RESOURCE:MEMORY, RESOURCE:CPU, Essential container exited, ...
   int restarts = 0;           // replaced by fresh containers after stopping on its own
+  std::string address;        // awsvpc: the task's own address on the task network
   std::vector<ContainerStatus> containers;
 };
 

@@ -98,6 +98,7 @@ json createBody(const ContainerSpec& spec) {
   if (spec.memoryReservationBytes) host["MemoryReservation"] = *spec.memoryReservationBytes;
   if (spec.cpuShares > 0) host["CpuShares"] = spec.cpuShares;
   if (spec.nanoCpus) host["NanoCpus"] = *spec.nanoCpus;
+  if (spec.cgroupParent) host["CgroupParent"] = *spec.cgroupParent;
   body["HostConfig"] = std::move(host);
   return body;
 }
@@ -169,6 +170,20 @@ Result<ContainerInfo> parseInspect(const json& j) {
     if (auto m = num(*host, "Memory"); m > 0) c.memoryBytes = m;
     c.cpuShares = num(*host, "CpuShares");
     if (auto n = num(*host, "NanoCpus"); n > 0) c.nanoCpus = n;
+    c.cgroupParent = str(*host, "CgroupParent");
+  }
+  // A container on a user-defined network has its address there; one in another's
+  // namespace (container:<id>) has none of its own.
+  if (auto net = j.find("NetworkSettings"); net != j.end() && net->is_object()) {
+    c.ipAddress = str(*net, "IPAddress");
+    if (auto nets = net->find("Networks"); c.ipAddress.empty() && nets != net->end() && nets->is_object()) {
+      for (const auto& [name, n] : nets->items()) {
+        if (n.is_object() && !str(n, "IPAddress").empty()) {
+          c.ipAddress = str(n, "IPAddress");
+          break;
+        }
+      }
+    }
   }
   return c;
 }

@@ -83,6 +83,16 @@ class DockerRuntime::Api {
     if (version->status != 200) co_return httpError(version.value(), "GET /version");
     auto j = json::parse(version->body, nullptr, false);
     engine = {"docker", j.is_object() ? j.value("Version", std::string("?")) : "?", use};
+    // Where task cgroups go depends on how the engine names them (DESIGN 3.3).
+    auto info = co_await http.request(http::verb::get, "/v" + use + "/info", "", "", options.callDeadline);
+    if (!info) co_return info.error();
+    if (info->status != 200) co_return httpError(info.value(), "GET /info");
+    auto i = json::parse(info->body, nullptr, false);
+    if (i.is_object()) {
+      engine.cgroupDriver = i.value("CgroupDriver", std::string("cgroupfs"));
+      const std::string v = i.value("CgroupVersion", std::string());
+      engine.cgroupVersion = v == "2" ? 2 : v == "1" ? 1 : 0;
+    }
     prefix = "/v" + use;
     co_return engine;
   }
@@ -180,6 +190,40 @@ asio::awaitable<Status> DockerRuntime::loadImage(std::string tarPath) {
   co_return Done{};
 }
 
+asio::awaitable<Status> DockerRuntime::ensureNetwork(NetworkSpec spec) {
+  const std::string what = fmt::format("network {}", spec.name);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto found = co_await api_->call(http::verb::get, "/networks/" + docker::urlEncode(spec.name));
+    if (!found) co_return found.error();
+    if (found->status == 200) {
+      auto j = json::parse(found->body, nullptr, false);
+      std::string subnet;
+      if (j.is_object() && j.contains("IPAM") && j["IPAM"].is_object() && j["IPAM"].contains("Config") && j["IPAM"]["Config"].is_array()) {
+        for (const auto& c : j["IPAM"]["Config"]) {
+          if (c.is_object() && c.contains("Subnet") && c["Subnet"].is_string()) subnet = c["Subnet"].get<std::string>();
+        }
+      }
+      if (subnet != spec.subnet)
+        co_return Error{Error::Code::Conflict, fmt::format("{} exists with subnet {}, not {}: remove it (docker network rm {}) or change the "
+                                                           "configured subnet", what, subnet.empty() ? "(none)" : subnet, spec.subnet, spec.name)};
+      co_return Done{};
+    }
+    if (found->status != 404) co_return httpError(found.value(), "inspect " + what);
+    json body = {{"Name", spec.name},
+                 {"Driver", "bridge"},
+                 {"CheckDuplicate", true},
+                 {"Labels", spec.labels},
+                 {"IPAM", {{"Driver", "default"}, {"Config", json::array({{{"Subnet", spec.subnet}}})}}},
+                 {"Options", {{"com.docker.network.bridge.name", spec.name}}}};
+    auto created = co_await api_->call(http::verb::post, "/networks/create", jsonText(body), "application/json");
+    if (!created) co_return created.error();
+    if (created->status == 201) co_return Done{};
+    if (created->status != 409) co_return httpError(created.value(), "create " + what);
+    // 409: created meanwhile by another agent; check it again.
+  }
+  co_return Error{Error::Code::Conflict, what + ": created and removed concurrently"};
+}
+
 asio::awaitable<Result<std::string>> DockerRuntime::create(ContainerSpec spec) {
   const std::string what = fmt::format("create container {}", spec.name);
   auto r = co_await api_->call(http::verb::post, "/containers/create?name=" + docker::urlEncode(spec.name),
@@ -196,6 +240,10 @@ asio::awaitable<Status> DockerRuntime::start(std::string id) {
   auto r = co_await api_->call(http::verb::post, "/containers/" + docker::urlEncode(id) + "/start");
   if (!r) co_return r.error();
   if (r->status == 204 || r->status == 304) co_return Done{};  // 304: already running
+  // A published host port that something else holds: the engine's own words, as a 500.
+  const std::string message = engineMessage(r->body);
+  if (message.find("port is already allocated") != std::string::npos || message.find("address already in use") != std::string::npos)
+    co_return Error{Error::Code::PortInUse, fmt::format("start container {}: {}", id, message)};
   co_return httpError(r.value(), "start container " + id);
 }
 
@@ -310,6 +358,7 @@ const char* toString(Error::Code code) {
     case Error::Code::Protocol: return "protocol error";
     case Error::Code::Cancelled: return "cancelled";
     case Error::Code::Unsupported: return "unsupported";
+    case Error::Code::PortInUse: return "port in use";
   }
   return "?";
 }

@@ -25,6 +25,7 @@ class DockerRuntime final : public Runtime {
   asio::awaitable<Result<EngineInfo>> version() override;
   asio::awaitable<Status> ensureImage(std::string image) override;
   asio::awaitable<Status> loadImage(std::string tarPath) override;
+  asio::awaitable<Status> ensureNetwork(NetworkSpec spec) override;
   asio::awaitable<Result<std::string>> create(ContainerSpec spec) override;
   asio::awaitable<Status> start(std::string id) override;
   asio::awaitable<Status> stop(std::string id, std::chrono::seconds timeout) override;

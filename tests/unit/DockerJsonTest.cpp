@@ -49,6 +49,21 @@ TEST_CASE("docker: a container spec becomes the create body") {
   CHECK(h["Ulimits"][0]["Hard"] == 2048);
   CHECK(h["LogConfig"]["Config"]["max-size"] == "10m");
   CHECK_FALSE(h.contains("Privileged"));  // only what the definition asks for
+  CHECK_FALSE(h.contains("CgroupParent"));  // the engine's default parent
+  s.cgroupParent = "/daemonlet/task-web-1-0123456789ab";
+  CHECK(docker::createBody(s)["HostConfig"]["CgroupParent"] == "/daemonlet/task-web-1-0123456789ab");
+}
+
+TEST_CASE("docker: inspect reports the parent cgroup and the address on a user-defined network") {
+  auto holder = docker::parseInspect(json::parse(R"({"Id":"h","HostConfig":{"CgroupParent":"/daemonlet/g"},
+    "NetworkSettings":{"IPAddress":"","Networks":{"daemonlet0":{"IPAddress":"172.30.0.2"}}}})"));
+  REQUIRE(holder.ok());
+  CHECK(holder->cgroupParent == "/daemonlet/g");
+  CHECK(holder->ipAddress == "172.30.0.2");
+  auto member = docker::parseInspect(json::parse(R"({"Id":"m","HostConfig":{"NetworkMode":"container:h"},"NetworkSettings":{"Networks":{}}})"));
+  REQUIRE(member.ok());
+  CHECK(member->ipAddress.empty());
+  CHECK(member->cgroupParent.empty());
 }
 
 TEST_CASE("docker: inspect answers become container info") {

@@ -97,15 +97,19 @@ struct World {
     for (const auto& a : p.actions) {
       switch (a.type) {
         case Action::Type::Create: {
+          const std::string owner = a.kind == Kind::Task ? a.owner : "";
           const auto* c = a.definition->container(a.container);
-          auto spec = buildContainerSpec(a.kind, *a.definition, a.kind == Kind::Task ? a.owner : "", *c, "i-1");
+          // awsvpc: the network holder is no container of the definition.
+          auto spec = c ? buildContainerSpec(a.kind, *a.definition, owner, *c, "i-1")
+                        : buildNetworkHolderSpec(a.kind, *a.definition, owner, "i-1", "pause", "daemonlet0");
           runtime::ContainerInfo info;
+          if (!c) info.ipAddress = "172.30.0." + std::to_string(nextId + 2);
           info.id = "c" + std::to_string(++nextId);
           info.name = spec.name;
           info.labels = spec.labels;
           info.state = runtime::ContainerState::Created;
           info.createdAt = wall();
-          if (c->healthCheck) info.health = runtime::Health::Starting;
+          if (c && c->healthCheck) info.health = runtime::Health::Starting;
           if (!find(spec.name)) observed.containers.push_back(*observe(info));
           break;
         }
