@@ -459,6 +459,7 @@ void Agent::tick() {
   if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
+  in.taskPolicy = config_.taskPolicy;
   const auto started = steady_clock::now();
   Plan plan = reconcile(in);
   metrics_.observeReconcile(std::chrono::duration<double>(steady_clock::now() - started).count());
@@ -619,6 +620,7 @@ int Agent::printDryRun() {
   in.bootAt = bootAt_;
   in.now = steady_clock::now();
   in.instanceId = config_.instance.id;
+  in.taskPolicy = config_.taskPolicy;
   Plan plan = reconcile(in);
   std::cout << fmt::format("dry run: phase {}, capacity {} CPU / {} MiB, daemons reserve {} CPU / {} MiB, available {} CPU / {} MiB\n",
                            toString(plan.phase), plan.capacity.cpu, plan.capacity.memory, plan.daemonReserved.cpu,
