@@ -466,7 +466,7 @@ void Agent::tick() {
   // A decision repeats while its action is under way; say it once.
   for (const auto& n : plan.notes) {
     if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) != lastPlan_.notes.end()) continue;
-    log_.info("{}", n);
+    log_.at(n.rfind("WARNING: ", 0) == 0 ? config::LogLevel::Warn : config::LogLevel::Info, n);
     if (n.find(": rolling out r") != std::string::npos) ++metrics_.rollouts;
   }
   if (plan.phase != phase_) {
@@ -600,7 +600,7 @@ void Agent::logChanges(const Plan& plan) {
       line += fmt::format("; {}/{} critical daemons up", criticalUp, critical);
     }
     if (!d.lastError.empty()) line += ": " + d.lastError;
-    log_.info("{}", line);
+    log_.about(LogFields::daemon(d.family)).at(d.lastError.empty() ? config::LogLevel::Info : config::LogLevel::Warn, line);
   }
   for (const auto& t : plan.tasks) {
     std::string line = fmt::format("task {} ({} r{}) {}", t.id, t.family, t.revision, toString(t.status));
@@ -608,7 +608,9 @@ void Agent::logChanges(const Plan& plan) {
     std::string& last = reported_[owned(Kind::Task, t.id)];
     if (line == last) continue;
     last = line;
-    log_.info("{}", line);
+    // A task that stopped for any reason but a drain is something its owners must hear of.
+    const bool bad = t.status == Status::Stopped && !t.stoppedReason.empty() && t.stoppedReason != "Instance drained";
+    log_.about(LogFields::task(t.family, t.id)).at(bad ? config::LogLevel::Warn : config::LogLevel::Info, line);
   }
 }
 
