@@ -465,13 +465,14 @@ void Agent::tick() {
   if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
+  in.taskPolicy = config_.taskPolicy;
   const auto started = steady_clock::now();
   Plan plan = reconcile(in);
   metrics_.observeReconcile(std::chrono::duration<double>(steady_clock::now() - started).count());
   // A decision repeats while its action is under way; say it once.
   for (const auto& n : plan.notes) {
     if (std::find(lastPlan_.notes.begin(), lastPlan_.notes.end(), n) != lastPlan_.notes.end()) continue;
-    log_.info("{}", n);
+    log_.at(n.rfind("WARNING: ", 0) == 0 ? config::LogLevel::Warn : config::LogLevel::Info, n);
     if (n.find(": rolling out r") != std::string::npos) ++metrics_.rollouts;
   }
   if (plan.phase != phase_) {
@@ -606,7 +607,7 @@ void Agent::logChanges(const Plan& plan) {
       line += fmt::format("; {}/{} critical daemons up", criticalUp, critical);
     }
     if (!d.lastError.empty()) line += ": " + d.lastError;
-    log_.info("{}", line);
+    log_.about(LogFields::daemon(d.family)).at(d.lastError.empty() ? config::LogLevel::Info : config::LogLevel::Warn, line);
   }
   for (const auto& t : plan.tasks) {
     std::string line = fmt::format("task {} ({} r{}) {}", t.id, t.family, t.revision, toString(t.status));
@@ -614,7 +615,9 @@ void Agent::logChanges(const Plan& plan) {
     std::string& last = reported_[owned(Kind::Task, t.id)];
     if (line == last) continue;
     last = line;
-    log_.info("{}", line);
+    // A task that stopped for any reason but a drain is something its owners must hear of.
+    const bool bad = t.status == Status::Stopped && !t.stoppedReason.empty() && t.stoppedReason != "Instance drained";
+    log_.about(LogFields::task(t.family, t.id)).at(bad ? config::LogLevel::Warn : config::LogLevel::Info, line);
   }
 }
 
@@ -626,6 +629,7 @@ int Agent::printDryRun() {
   in.bootAt = bootAt_;
   in.now = steady_clock::now();
   in.instanceId = config_.instance.id;
+  in.taskPolicy = config_.taskPolicy;
   Plan plan = reconcile(in);
   std::cout << fmt::format("dry run: phase {}, capacity {} CPU / {} MiB, daemons reserve {} CPU / {} MiB, available {} CPU / {} MiB\n",
                            toString(plan.phase), plan.capacity.cpu, plan.capacity.memory, plan.daemonReserved.cpu,

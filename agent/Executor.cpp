@@ -10,6 +10,20 @@
 
 namespace daemonlet::agent {
 
+namespace {
+
+// The journald fields of a line about one step (Logger.h).
+LogFields fieldsOf(const Action& action) {
+  LogFields f;
+  if (action.kind == Kind::Daemon) f.family = action.owner;
+  else f.taskId = action.owner;
+  if (action.definition && f.family.empty()) f.family = action.definition->family;
+  f.containerId = action.containerId;
+  return f;
+}
+
+}  // namespace
+
 Executor::Executor(asio::any_io_executor executor, runtime::Runtime& runtime, Logger& log, std::string instanceId)
     : executor_(std::move(executor)), runtime_(runtime), log_(log), instanceId_(std::move(instanceId)) {}
 
@@ -179,7 +193,7 @@ void Executor::execute(const std::vector<Action>& actions) {
 }
 
 void Executor::fail(const Action& action, const std::string& message) {
-  log_.error("{} {}: {} failed: {}", toString(action.kind), action.owner, describe(action), message);
+  log_.about(fieldsOf(action)).error("{} {}: {} failed: {}", toString(action.kind), action.owner, describe(action), message);
   if (failed_) failed_({action.containerName, action.kind, action.owner, message});
 }
 
@@ -201,7 +215,7 @@ asio::awaitable<void> Executor::run(Action action) {
 }
 
 asio::awaitable<void> Executor::carryOut(const Action& action) {
-  log_.debug("{} {}: {}", toString(action.kind), action.owner, describe(action));
+  log_.about(fieldsOf(action)).debug("{} {}: {}", toString(action.kind), action.owner, describe(action));
   switch (action.type) {
     case Action::Type::Create:
       co_await create(action);
@@ -210,27 +224,27 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       auto r = co_await runtime_.start(action.containerId);
       if (!r && r.error().code == runtime::Error::Code::PortInUse) fail(action, std::string(kPortsInUse) + ": " + r.error().message);
       else if (!r) fail(action, r.error().message);
-      else log_.info("{} {}: started {}", toString(action.kind), action.owner, action.containerName);
+      else log_.about(fieldsOf(action)).info("{} {}: started {}", toString(action.kind), action.owner, action.containerName);
       auto info = co_await runtime_.inspect(action.containerId);
       if (info) upsert(info.value());
       break;
     }
     case Action::Type::Stop: {
-      log_.info("{} {}: stopping {} ({}; SIGKILL after {} s)", toString(action.kind), action.owner, action.containerName,
+      log_.about(fieldsOf(action)).info("{} {}: stopping {} ({}; SIGKILL after {} s)", toString(action.kind), action.owner, action.containerName,
                 action.reason, action.stopTimeout.count());
       auto r = co_await runtime_.stop(action.containerId, action.stopTimeout);
-      if (!r) log_.error("{} {}: stop {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
+      if (!r) log_.about(fieldsOf(action)).error("{} {}: stop {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
       auto info = co_await runtime_.inspect(action.containerId);
       if (info) {
         upsert(info.value());
-        log_.info("{} {}: {} stopped (exit code {})", toString(action.kind), action.owner, action.containerName, info->exitCode);
+        log_.about(fieldsOf(action)).info("{} {}: {} stopped (exit code {})", toString(action.kind), action.owner, action.containerName, info->exitCode);
       }
       break;
     }
     case Action::Type::Remove: {
       auto r = co_await runtime_.remove(action.containerId);
       if (!r && r.error().code != runtime::Error::Code::NotFound) {
-        log_.error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
+        log_.about(fieldsOf(action)).error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
       } else {
         erase(action.containerId);
       }
@@ -319,7 +333,7 @@ asio::awaitable<void> Executor::create(const Action& action) {
   if (!id && id.error().code == runtime::Error::Code::NotFound && id.error().message.find("image") != std::string::npos) {
     // The image went away since it was checked (docker image prune -a): fetch it again.
     imagesPresent_.erase(container->image);
-    log_.warn("{} {}: {}; ensuring image {} again", toString(action.kind), action.owner, id.error().message, container->image);
+    log_.about(fieldsOf(action)).warn("{} {}: {}; ensuring image {} again", toString(action.kind), action.owner, id.error().message, container->image);
     auto image = co_await runtime_.ensureImage(container->image);
     if (!image) {
       fail(action, image.error().message);
@@ -356,7 +370,7 @@ asio::awaitable<runtime::Result<std::string>> Executor::createResolvingConflict(
   };
   if (is(label::kManaged) && is(label::kInstance) && is(label::kKind) && is(label::kHash) && is(label::kContainer) &&
       (action.kind == Kind::Daemon ? is(label::kFamily) : is(label::kTaskId))) {
-    log_.info("{} {}: container {} already exists as {} (a create this agent did not see finish); adopting it", toString(action.kind),
+    log_.about(fieldsOf(action)).info("{} {}: container {} already exists as {} (a create this agent did not see finish); adopting it", toString(action.kind),
               action.owner, spec.name, holder->id.substr(0, 12));
     co_return holder->id;
   }

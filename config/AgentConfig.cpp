@@ -33,6 +33,7 @@ class ConfigReader {
       else if (key == "listenAllowNonLoopback") {
         if (auto b = r_.boolean(v, key)) c_.listenAllowNonLoopback = *b;
       }
+      else if (key == "taskPolicy") taskPolicy(v);
       else if (key == "slotGate") section(v, key, [&](const std::string& k, const YAML::Node& x) {
         if (k == "timeoutSeconds") return count(c_.slotGateTimeoutSeconds, x, "slotGate.timeoutSeconds", 0, 86400);
         return false;
@@ -177,6 +178,48 @@ class ConfigReader {
     });
   }
 
+  // Lists replace the default rather than add to it: `hostPathRoots: [/srv]` means only /srv.
+  void taskPolicy(const YAML::Node& v) {
+    section(v, "taskPolicy", [&](const std::string& k, const YAML::Node& x) {
+      auto& p = c_.taskPolicy;
+      const std::string field = joinField("taskPolicy", k);
+      if (k == "allowPrivileged") return flag(p.allowPrivileged, x, field);
+      if (k == "allowHostNetwork") return flag(p.allowHostNetwork, x, field);
+      if (k == "allowHostPid") return flag(p.allowHostPid, x, field);
+      if (k == "allowedCapabilities") return list(p.allowedCapabilities, x, field, false);
+      if (k == "hostPathRoots") return list(p.hostPathRoots, x, field, true);
+      if (k == "environmentFileRoots") return list(p.environmentFileRoots, x, field, true);
+      return false;
+    });
+  }
+
+  bool flag(bool& into, const YAML::Node& v, const std::string& field) {
+    if (auto b = r_.boolean(v, field)) into = *b;
+    return true;
+  }
+
+  bool list(std::vector<std::string>& into, const YAML::Node& v, const std::string& field, bool absolutePaths) {
+    if (!v.IsSequence()) {
+      r_.error(v, field, "expected a list");
+      return true;
+    }
+    std::vector<std::string> out;
+    bool ok = true;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::string at = fmt::format("{}[{}]", field, i);
+      auto s = r_.string(v[i], at);
+      if (!s) { ok = false; continue; }
+      if (absolutePaths && (s->empty() || s->front() != '/')) {
+        r_.error(v[i], at, fmt::format("must be an absolute path, got \"{}\"", *s));
+        ok = false;
+        continue;
+      }
+      out.push_back(*s);
+    }
+    if (ok) into = std::move(out);
+    return true;
+  }
+
   FieldReader& r_;
   AgentConfig& c_;
 };
@@ -227,7 +270,7 @@ bool looksLikeAgentConfig(std::string_view text) {
   Diagnostics ignored;
   auto doc = parseDocument(text, "", ignored);
   if (!doc || !doc->IsMap()) return false;
-  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "slotGate", "shutdown", "log", "taskNetwork"};
+  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "taskPolicy", "slotGate", "shutdown", "log", "taskNetwork"};
   for (const auto& kv : *doc) {
     if (keys.count(kv.first.Scalar())) return true;
   }

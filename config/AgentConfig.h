@@ -9,6 +9,7 @@
 
 #include "config/Diagnostic.h"
 #include "config/Resources.h"
+#include "config/TaskPolicy.h"
 
 namespace daemonlet::config {
 
@@ -59,6 +60,7 @@ struct AgentConfig {
   // The full API, drain and undrain included (DESIGN 3.7): 0660, group daemonlet. The TCP
   // listener is read-only, since anything that reaches 127.0.0.1 could use it.
   std::string apiSocket = "/run/daemonlet/api.sock";
+  TaskPolicy taskPolicy;  // what application tasks may ask for (config/TaskPolicy.h)
   int slotGateTimeoutSeconds = 0;  // 0 = hold application slots until every daemon is up
   int drainTimeoutSeconds = 300;
   LogLevel logLevel = LogLevel::Info;

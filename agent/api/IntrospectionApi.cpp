@@ -94,8 +94,10 @@ runtime::Status IntrospectionApi::listenSocket(const std::string& path) {
   if (!ec) socketAcceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error{Error::Code::Unavailable, fmt::format("apiSocket {}: {}", path, ec.message())};
   socketPath_ = path;
-  // Root and the daemonlet group may drain; nobody else. Without the group (or without
-  // CAP_CHOWN, as under the unit's empty capability set) it stays root's only.
+  // Root and the daemonlet group may drain; nobody else. Under the unit, whose empty
+  // capability set has no CAP_CHOWN, the socket gets the group from its set-group-ID
+  // directory (daemonlet.service), and this chown changes nothing; without the group it
+  // stays root's only.
   if (::chmod(path.c_str(), 0660) != 0) {
     socketAcceptor_.close(ec);
     ::unlink(path.c_str());

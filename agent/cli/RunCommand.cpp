@@ -9,6 +9,8 @@
 
 #include <thread>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/Agent.h"
@@ -43,6 +45,7 @@ config::Parsed<config::AgentConfig> resolveConfig(const RunOptions& o) {
 
 int runAgent(const RunOptions& options) {
   Logger log(std::cerr);
+  if (isJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) log.useJournal();
   auto cfg = resolveConfig(options);
   for (const auto& d : cfg.diagnostics) log.write(d.severity == config::Severity::Error ? config::LogLevel::Error : config::LogLevel::Warn, d.format());
   if (!cfg.ok()) {

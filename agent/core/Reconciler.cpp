@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "agent/core/ContainerSpecBuilder.h"
 #include "config/Resources.h"
@@ -471,6 +472,10 @@ class Planner {
       const TaskDefinition& def = task->definition;
       Groups& groups = tasks_[task->id];
       TaskStatus status = taskStatus(*task);
+      if (refuseByPolicy(*task, groups, status)) {
+        plan_.tasks.push_back(std::move(status));
+        continue;
+      }
       Group* current = nullptr;
       bool staleLeft = false;
       if (portsRefused(*task)) {
@@ -551,6 +556,24 @@ class Planner {
       plan_.tasks.push_back(std::move(status));
     }
     plan_.available = available_;
+  }
+
+  // DESIGN 3.2 taskPolicy: a definition outside the policy is never started. A copy that
+  // runs already (the policy was tightened since it started) is stopped: the platform team
+  // has said no, and a running privileged container would make the policy a suggestion.
+  bool refuseByPolicy(const config::ApplicationTask& task, Groups& groups, TaskStatus& status) {
+    const auto refusals = config::checkTaskPolicy(in_.taskPolicy, task.definition);
+    if (refusals.empty()) return false;
+    for (auto& [hash, g] : groups) {
+      stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "outside taskPolicy");
+      if (!g.live()) removeGroup(Kind::Task, task.id, g);
+    }
+    std::vector<std::string> reasons;
+    for (const auto& r : refusals) reasons.push_back(r.format());
+    status.status = anyRunningIn(groups) ? Status::Stopping : Status::Stopped;
+    status.stoppedReason = fmt::format("TaskPolicy: {}", fmt::join(reasons, "; "));
+    fillContainers(status.containers, groups, task.definition.hash);
+    return true;
   }
 
   // DESIGN 3.4: a task whose essential container stopped on its own is replaced by fresh

@@ -5,6 +5,7 @@
 //   gateApplications  P2  no application container before every critical daemon is up
 //   rollDaemons       P1  one copy per family; start-new-then-stop-old; restarts with backoff
 //   admitTasks        P3  tasks admitted by id while their reservation fits
+//   refuseByPolicy        a task outside taskPolicy never runs (DESIGN 3.2)
 //   replaceStopped        a task that stopped on its own comes back after backoff (3.4)
 //   drain             P4  applications stop first; daemons only once none is left
 #include <chrono>
@@ -16,6 +17,7 @@
 
 #include "agent/core/Model.h"
 #include "config/DesiredState.h"
+#include "config/TaskPolicy.h"
 
 namespace daemonlet::agent {
 
@@ -89,6 +91,7 @@ struct Inputs {
   std::set<std::string> runningAtLastSave;
   Memory memory;
   Settings settings;
+  config::TaskPolicy taskPolicy;  // application tasks only; daemons are the platform's own
 };
 
 struct Action {

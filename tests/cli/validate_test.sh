@@ -28,5 +28,21 @@ echo "$out" | grep -qF 'ecs/otel-sidecar-describe-output.json:33:36: warning: fi
 "$bin" validate >/dev/null 2>&1; rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: validate with no file: exit $rc, want 2"; fail=1; }
 "$bin" validate does-not-exist.json 2>&1 | grep -q "does-not-exist.json: no such file" || { echo "FAIL: missing file not reported"; fail=1; }
+# taskPolicy: given the config, application tasks are checked as the agent would, and a
+# refusal names file and field; daemons are the platform's and are not checked.
+policy=$(mktemp -d)
+mkdir -p "$policy/defs/tasks" "$policy/defs/daemons"
+printf 'taskPolicy:\n  allowPrivileged: false\n' >"$policy/config.yaml"
+priv='{"family":"p","containerDefinitions":[{"name":"a","image":"busybox","memory":32,"privileged":true}]}'
+echo "$priv" >"$policy/defs/tasks/root-1.json"
+echo "$priv" >"$policy/defs/daemons/agent.json"
+out=$("$bin" validate "$policy/defs" "$policy/config.yaml" 2>&1); rc=$?
+[ "$rc" = 1 ] || { echo "FAIL: a task outside taskPolicy: exit $rc, want 1: $out"; fail=1; }
+want="$policy/defs/tasks/root-1.json: field 'containerDefinitions[0].privileged': refused by taskPolicy: privileged containers are not allowed (taskPolicy.allowPrivileged is false)"
+grep -qxF "$want" <<<"$out" || { echo "FAIL: taskPolicy refusal not reported as '$want' in: $out"; fail=1; }
+grep -q "daemons/agent.json: ok: daemon" <<<"$out" || { echo "FAIL: a privileged daemon was checked against taskPolicy: $out"; fail=1; }
+"$bin" validate "$policy/config.yaml" "$policy/defs/tasks/root-1.json" >/dev/null 2>&1 && { echo "FAIL: a single task file outside taskPolicy passed"; fail=1; }
+"$bin" validate "$policy/defs" >/dev/null 2>&1 || { echo "FAIL: without a config, validate assumed a policy"; fail=1; }
+rm -rf "$policy"
 [ "$fail" = 0 ] && echo "validate: all fixtures behave"
 exit $fail

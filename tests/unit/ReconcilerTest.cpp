@@ -687,3 +687,36 @@ TEST_CASE("agent upgrade (P5): containers labelled with the hash an older daemon
   CHECK(daemonStatus(p, "metrics")->ready);
   CHECK(taskStatus(p, "web-1")->status == Status::Running);
 }
+
+TEST_CASE("taskPolicy: a task outside it is STOPPED with the reason and never created; daemons are not checked") {
+  World w;
+  w.taskPolicy.allowPrivileged = false;
+  w.desired.daemons = {simple("metrics", 1, 64, false, 0, R"(,"privileged":true)")};
+  w.desired.tasks = {{"web-1", simple("web", 1)}, {"root-1", simple("root", 1, 64, false, 0, R"(,"privileged":true)")}};
+  w.settle();
+  CHECK(w.running(Kind::Daemon, "metrics").size() == 1);  // the platform's own: trusted
+  CHECK(w.running(Kind::Task, "web-1").size() == 1);
+  Plan p = w.step();
+  const TaskStatus* refused = taskStatus(p, "root-1");
+  REQUIRE(refused);
+  CHECK(refused->status == Status::Stopped);
+  CHECK(refused->stoppedReason ==
+        "TaskPolicy: field 'containerDefinitions[0].privileged': privileged containers are not allowed (taskPolicy.allowPrivileged is false)");
+  CHECK(w.find(w.taskContainer("root-1")) == nullptr);
+  CHECK(p.converged);
+}
+
+TEST_CASE("taskPolicy: tightened under a running task, the task is stopped and removed") {
+  World w;
+  w.desired.tasks = {{"host-1", simple("host", 1, 64, false, 0, R"(,"privileged":true)")}};
+  w.settle();
+  REQUIRE(w.running(Kind::Task, "host-1").size() == 1);
+  w.taskPolicy.allowPrivileged = false;
+  Plan stop = w.step();
+  CHECK(count(stop, Type::Stop, Kind::Task, "host-1") == 1);
+  CHECK(taskStatus(stop, "host-1")->status == Status::Stopping);
+  w.apply(stop);
+  w.settle();
+  CHECK(w.observed.containers.empty());
+  CHECK(taskStatus(w.step(), "host-1")->status == Status::Stopped);
+}

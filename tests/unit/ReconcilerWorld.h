@@ -45,6 +45,7 @@ struct World {
   WallTime wall() const { return WallTime(now.time_since_epoch() + wallOffset); }
   Resources capacity{4096, 8192};
   Settings settings;
+  config::TaskPolicy taskPolicy;
   bool drain = false, shutdown = false, confirmed = false, taskInFlight = false, daemonInFlight = false;
   int nextId = 0;
 
@@ -65,6 +66,7 @@ struct World {
     in.now = now;
     in.memory = memory;
     in.settings = settings;
+    in.taskPolicy = taskPolicy;
     return reconcile(in);
   }
 
