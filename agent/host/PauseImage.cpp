@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "config/FieldReader.h"
+#include "config/Sha256.h"
 
 // The program is linked in as it was built (agent/CMakeLists.txt names the file).
 asm(".section .rodata\n"
