@@ -1,5 +1,6 @@
 #include "agent/Logger.h"
 #include "runtime/JsonText.h"
+#include "agent/host/Libsystemd.h"
 
 #include <chrono>
 #include <cstdio>
@@ -8,7 +9,6 @@
 #include <sys/uio.h>
 // CODE_FILE=../../agent/Logger.cpp on every entry would say nothing.
 #define SD_JOURNAL_SUPPRESS_LOCATION
-#include <systemd/sd-journal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -61,12 +61,23 @@ bool isJournalStream(const char* journalStream, int fd) {
   return static_cast<unsigned long long>(st.st_dev) == device && static_cast<unsigned long long>(st.st_ino) == inode;
 }
 
+bool Logger::useJournal() {
+  try {
+    libsystemd();
+  } catch (const std::exception& e) {
+    out_ << fmt::format("{} {:<5} {}; logging to stderr\n", timestamp(), "warn", e.what());
+    return false;
+  }
+  journal_ = true;
+  return true;
+}
+
 void Logger::write(config::LogLevel level, std::string_view message, const LogFields& fields) {
   if (journal_) {
     const auto entry = journalEntry(level, message, fields);
     std::vector<iovec> iov;
     for (const auto& field : entry) iov.push_back({const_cast<char*>(field.data()), field.size()});
-    if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) == 0) return;
+    if (libsystemd().journal_sendv(iov.data(), static_cast<int>(iov.size())) == 0) return;
     // journald gone (restarting, or stopped at shutdown): the stream still reaches someone.
   }
   if (format_ == config::LogFormat::Json) {

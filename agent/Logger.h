@@ -74,8 +74,9 @@ class Logger : public LogMethods<Logger> {
       : out_(out), level_(level), format_(format) {}
 
   void configure(config::LogLevel level, config::LogFormat format) { level_ = level; format_ = format; }
-  // From now on, lines go to journald natively instead of to the stream.
-  void useJournal() { journal_ = true; }
+  // From now on, lines go to journald natively instead of to the stream; false (and the
+  // stream kept) when libsystemd cannot be loaded.
+  bool useJournal();
   bool enabled(config::LogLevel level) const { return level >= level_; }
 
   void write(config::LogLevel level, std::string_view message, const LogFields& fields = {});
