@@ -4,6 +4,7 @@
 #include "agent/source/DirectorySource.h"
 #include "agent/StateStore.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -429,6 +430,7 @@ asio::awaitable<int> Agent::run() {
     // or until the earliest deadline. Without either, the loop only wakes to prove it is
     // alive (watchdog, /healthz), and plans nothing.
     const auto now = steady_clock::now();
+    releaseFreedMemory(now);
     auto until = now + kHeartbeat;
     if (lastPlan_.wakeAt) until = std::min(until, *lastPlan_.wakeAt);
     until = std::min(until, lastRefresh + kResyncEvery + std::chrono::milliseconds(1));
@@ -444,6 +446,17 @@ asio::awaitable<int> Agent::run() {
   runtime_.stopWatching();
   if (api_) api_->stop();
   co_return exitCode;
+}
+
+// glibc keeps what was freed for reuse. After a burst (start-up, a resync listing every
+// container on the host) that is megabytes of heap nobody uses, counted in RSS (issue 15:
+// 9.6 MiB anonymous fell to 2.9 MiB). Hand it back as the loop goes idle, at most every
+// kHeartbeat and only after some work, so an idle agent pays nothing.
+void Agent::releaseFreedMemory(TimePoint now) {
+  if (metrics_.reconciles == reconcilesAtTrim_ || now - lastTrim_ < kHeartbeat) return;
+  reconcilesAtTrim_ = metrics_.reconciles;
+  lastTrim_ = now;
+  ::malloc_trim(0);
 }
 
 void Agent::tick() {

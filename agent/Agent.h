@@ -61,6 +61,7 @@ class Agent final : public ApiBackend {
   asio::awaitable<bool> connect();
   asio::awaitable<void> resync(std::string why);
   void tick();
+  void releaseFreedMemory(TimePoint now);
   void rememberGateOpened(bool forced);
   void restoreGateOfThisBoot();
   void logChanges(const Plan& plan);
@@ -101,6 +102,8 @@ class Agent final : public ApiBackend {
     std::optional<std::int64_t> generation;
     bool recordsChecked = false;
   } lastReport_;
+  std::int64_t reconcilesAtTrim_ = 0;  // releaseFreedMemory: the work done when it last ran
+  TimePoint lastTrim_{};
   TimePoint bootAt_;
   std::optional<WallTime> hostBootAt_;
   std::vector<EngineOutage> engineOutages_;  // the last few, for task restart decisions
