@@ -1,5 +1,7 @@
 #include "agent/host/TaskCgroups.h"
 
+#include "agent/SharedLibrary.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -28,8 +30,41 @@ bool holds(const fs::path& path, const std::string& value) {
   return current == value;
 }
 
+// sd-bus, loaded only when a systemd-driver engine needs a slice (SharedLibrary.h says why).
+struct SliceBus {
+  decltype(&sd_bus_open_system) open_system;
+  decltype(&sd_bus_message_new_method_call) new_method_call;
+  decltype(&sd_bus_message_append) append;
+  decltype(&sd_bus_message_open_container) open_container;
+  decltype(&sd_bus_message_close_container) close_container;
+  decltype(&sd_bus_call) call;
+  decltype(&sd_bus_call_method) call_method;
+  decltype(&sd_bus_error_free) error_free;
+  decltype(&sd_bus_message_unref) message_unref;
+  decltype(&sd_bus_flush_close_unref) flush_close_unref;
+};
+
+const SliceBus& sliceBus() {
+  static const SliceBus table = [] {
+    const SharedLibrary library("libsystemd.so.0", "libsystemd0");
+    SliceBus b{};
+    library.bind(b.open_system, "sd_bus_open_system");
+    library.bind(b.new_method_call, "sd_bus_message_new_method_call");
+    library.bind(b.append, "sd_bus_message_append");
+    library.bind(b.open_container, "sd_bus_message_open_container");
+    library.bind(b.close_container, "sd_bus_message_close_container");
+    library.bind(b.call, "sd_bus_call");
+    library.bind(b.call_method, "sd_bus_call_method");
+    library.bind(b.error_free, "sd_bus_error_free");
+    library.bind(b.message_unref, "sd_bus_message_unref");
+    library.bind(b.flush_close_unref, "sd_bus_flush_close_unref");
+    return b;
+  }();
+  return table;
+}
+
 struct BusDeleter {
-  void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
+  void operator()(sd_bus* bus) const { sliceBus().flush_close_unref(bus); }
 };
 using Bus = std::unique_ptr<sd_bus, BusDeleter>;
 
@@ -105,26 +140,32 @@ runtime::Status TaskCgroups::ensureDirectories(const std::string& parent, const 
 // A transient slice carries the limits as unit properties; the engine's runtime then puts
 // each container's scope in it.
 runtime::Status TaskCgroups::ensureSlice(const std::string& slice, const CgroupLimits& limits) {
+  const SliceBus* b = nullptr;
+  try {
+    b = &sliceBus();
+  } catch (const std::exception& e) {
+    return Error{Error::Code::Unsupported, "systemd slice " + slice + ": " + e.what()};
+  }
   sd_bus* raw = nullptr;
-  if (int r = sd_bus_open_system(&raw); r < 0)
+  if (int r = b->open_system(&raw); r < 0)
     return Error{Error::Code::Unavailable, "systemd slice " + slice + ": no system bus: " + std::strerror(-r)};
   Bus bus(raw);
   sd_bus_message* m = nullptr;
-  int r = sd_bus_message_new_method_call(bus.get(), &m, kSystemd, kSystemdPath, kManager, "StartTransientUnit");
-  if (r >= 0) r = sd_bus_message_append(m, "ss", slice.c_str(), "fail");
-  if (r >= 0) r = sd_bus_message_open_container(m, 'a', "(sv)");
-  if (r >= 0) r = sd_bus_message_append(m, "(sv)", "Description", "s", ("daemonlet copy " + slice).c_str());
+  int r = b->new_method_call(bus.get(), &m, kSystemd, kSystemdPath, kManager, "StartTransientUnit");
+  if (r >= 0) r = b->append(m, "ss", slice.c_str(), "fail");
+  if (r >= 0) r = b->open_container(m, 'a', "(sv)");
+  if (r >= 0) r = b->append(m, "(sv)", "Description", "s", ("daemonlet copy " + slice).c_str());
   for (const auto& p : sliceProperties(version_, limits)) {
-    if (r >= 0) r = sd_bus_message_append(m, "(sv)", p.name.c_str(), "t", p.value);
+    if (r >= 0) r = b->append(m, "(sv)", p.name.c_str(), "t", p.value);
   }
-  if (r >= 0) r = sd_bus_message_close_container(m);
-  if (r >= 0) r = sd_bus_message_append(m, "a(sa(sv))", 0);
+  if (r >= 0) r = b->close_container(m);
+  if (r >= 0) r = b->append(m, "a(sa(sv))", 0);
   sd_bus_error error = SD_BUS_ERROR_NULL;
-  if (r >= 0) r = sd_bus_call(bus.get(), m, 0, &error, nullptr);
-  std::string why = error.message ? error.message : (r < 0 ? std::strerror(-r) : "");
+  if (r >= 0) r = b->call(bus.get(), m, 0, &error, nullptr);
+  const std::string why = error.message ? error.message : (r < 0 ? std::strerror(-r) : "");
   const bool exists = error.name && std::string(error.name) == "org.freedesktop.systemd1.UnitExists";
-  sd_bus_error_free(&error);
-  sd_bus_message_unref(m);
+  b->error_free(&error);
+  b->message_unref(m);
   // Already there: set up by this agent before a restart, with the limits of this very
   // hash (the name carries it). Left as it is (P5).
   if (r < 0 && !exists) return Error{Error::Code::Engine, "systemd slice " + slice + ": " + why};
@@ -132,16 +173,22 @@ runtime::Status TaskCgroups::ensureSlice(const std::string& slice, const CgroupL
 }
 
 void TaskCgroups::removeSlice(const std::string& slice) {
+  const SliceBus* b = nullptr;
+  try {
+    b = &sliceBus();
+  } catch (const std::exception&) {
+    return;
+  }
   sd_bus* raw = nullptr;
-  if (sd_bus_open_system(&raw) < 0) return;
+  if (b->open_system(&raw) < 0) return;
   Bus bus(raw);
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
-  int r = sd_bus_call_method(bus.get(), kSystemd, kSystemdPath, kManager, "StopUnit", &error, &reply, "ss", slice.c_str(), "replace");
+  int r = b->call_method(bus.get(), kSystemd, kSystemdPath, kManager, "StopUnit", &error, &reply, "ss", slice.c_str(), "replace");
   if (r < 0 && !(error.name && std::string(error.name) == "org.freedesktop.systemd1.NoSuchUnit"))
     log_.warn("systemd slice {}: not stopped: {}", slice, error.message ? error.message : std::strerror(-r));
-  sd_bus_error_free(&error);
-  sd_bus_message_unref(reply);
+  b->error_free(&error);
+  b->message_unref(reply);
 }
 
 }  // namespace daemonlet::agent

@@ -8,6 +8,7 @@
 #   in /v1/tasks; its hostPort is published; a second task asking for the same host port,
 #   and one whose port a process outside daemonlet holds, are STOPPED with RESOURCE:PORTS;
 #   an agent killed and restarted adopts all of it without touching a container (P5).
+# DOCKER_HOST=unix:///... runs it on another engine (a private dockerd) instead.
 set -u
 bin=$1
 image=daemonlet/busybox:local
@@ -43,6 +44,8 @@ instance:
   reserved: {cpu: 0, memory: 0}
 source:
   pollSeconds: 2
+runtime:
+  endpoint: ${DOCKER_HOST:-unix:///var/run/docker.sock}
 listen: $listen
 apiSocket: $work/api.sock
 stateDir: $work/state
@@ -106,11 +109,11 @@ case "$reason" in *"hog exited with code 137 (OOM-killed)"*) say "reported: $rea
 [ "$(docker inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' "$hog")" = "true 137" ] \
   || bad "hog: $(docker inspect -f 'OOMKilled {{.State.OOMKilled}}, exit {{.State.ExitCode}}' "$hog")"
 peak=$(cat $cg/memory$parent/memory.max_usage_in_bytes)
-hog_peak=$(cat "$cg/memory$parent/$full_id/memory.max_usage_in_bytes" 2>/dev/null || echo gone)
-failcnt=$(cat $cg/memory$parent/memory.failcnt)
+# Together they reached the task's limit and no further (the kernel counts the OOM kill on
+# the hog's own cgroup, gone with it).
 [ "$peak" -le 100663296 ] || bad "the task together used $peak bytes, over its 96 MiB"
-[ "$failcnt" -gt 0 ] || bad "the task's memory limit was never hit (failcnt $failcnt)"
-say "together at most $(( peak / 1048576 )) MiB of 96 (hog alone at most $(( ${hog_peak/gone/0} / 1048576 )) MiB; limit hit $failcnt times)"
+[ "$peak" -ge $(( 100663296 - 1048576 )) ] || bad "the task's peak $peak is not at its limit: what killed the hog?"
+say "together at most $peak bytes of 100663296 (the limit): the hog was OOM-killed there"
 
 rm "$defs/tasks/limits.json"
 limits_gone() { [ -z "$(docker ps -aq --filter label=io.daemonlet.instance=$instance --filter label=io.daemonlet.task-id=limits)" ]; }
@@ -143,17 +146,19 @@ pair_def pair-again "$port"
 again_refused() { [ "$(task_field pair-again stoppedReason)" = RESOURCE:PORTS ]; }
 wait_for 20 again_refused || bad "second task on hostPort $port: $(task_json pair-again)"
 [ -z "$(container_of pair-again web)$(container_of pair-again awsvpc.pause)" ] || bad "pair-again got containers"
-again_refused && say "a second task on hostPort $port: STOPPED, RESOURCE:PORTS, no container"
+say "a second task on hostPort $port: STOPPED, RESOURCE:PORTS, no container"
 
 # A port held outside daemonlet: the engine refuses it, and that reads the same.
-python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', $foreign)); s.listen(); time.sleep(300)" &
+/usr/bin/python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', $foreign)); s.listen(); time.sleep(300)" &
 holder_pid=$!
 sleep 0.5
 pair_def pair-foreign "$foreign"
 foreign_refused() { [ "$(task_field pair-foreign stoppedReason)" = RESOURCE:PORTS ]; }
 wait_for 30 foreign_refused || bad "task on a port held outside daemonlet: $(task_json pair-foreign)"
-foreign_refused && say "a task on port $foreign held by another process: STOPPED, RESOURCE:PORTS ($(grep -o 'RESOURCE:PORTS: [^"]*' "$log" | head -1 | cut -c1-120))"
+say "a task on port $foreign held by another process: STOPPED, RESOURCE:PORTS ($(grep -o 'RESOURCE:PORTS: [^"]*' "$log" | head -1 | cut -c1-120))"
 rm "$defs/tasks/pair-again.json" "$defs/tasks/pair-foreign.json"
+others_gone() { [ -z "$(container_of pair-foreign awsvpc.pause)$(container_of pair-again awsvpc.pause)" ]; }
+wait_for 30 others_gone || bad "pair-foreign's containers were not removed"
 
 # --- P5: an agent killed and restarted adopts it all, touching nothing ---------------------
 before=$(docker ps -q --no-trunc --filter label=io.daemonlet.instance=$instance | sort | xargs -r docker inspect -f '{{.Id}} {{.State.StartedAt}}')
@@ -173,7 +178,7 @@ pair_talks || bad "the pair stopped talking after the agent restart"
 
 rm "$defs/tasks/pair.json"
 pair_gone() { [ -z "$(docker ps -aq --filter label=io.daemonlet.instance=$instance)" ]; }
-wait_for 30 pair_gone || bad "the pair's containers were not removed"
+wait_for 50 pair_gone || bad "the pair's containers were not removed"
 pair_parent_gone() { ! ls -d $cg/*$pair_parent >/dev/null 2>&1; }
 wait_for 10 pair_parent_gone || bad "the pair's parent cgroup outlived it"
 
