@@ -105,26 +105,32 @@ runtime::Status TaskCgroups::ensureDirectories(const std::string& parent, const 
 // A transient slice carries the limits as unit properties; the engine's runtime then puts
 // each container's scope in it.
 runtime::Status TaskCgroups::ensureSlice(const std::string& slice, const CgroupLimits& limits) {
+  const Libsystemd* b = nullptr;
+  try {
+    b = &libsystemd();
+  } catch (const std::exception& e) {
+    return Error{Error::Code::Unsupported, "systemd slice " + slice + ": " + e.what()};
+  }
   sd_bus* raw = nullptr;
-  if (int r = libsystemd().bus_open_system(&raw); r < 0)
+  if (int r = b->bus_open_system(&raw); r < 0)
     return Error{Error::Code::Unavailable, "systemd slice " + slice + ": no system bus: " + std::strerror(-r)};
   Bus bus(raw);
   sd_bus_message* m = nullptr;
-  int r = libsystemd().bus_message_new_method_call(bus.get(), &m, kSystemd, kSystemdPath, kManager, "StartTransientUnit");
-  if (r >= 0) r = libsystemd().bus_message_append(m, "ss", slice.c_str(), "fail");
-  if (r >= 0) r = libsystemd().bus_message_open_container(m, 'a', "(sv)");
-  if (r >= 0) r = libsystemd().bus_message_append(m, "(sv)", "Description", "s", ("daemonlet copy " + slice).c_str());
+  int r = b->bus_message_new_method_call(bus.get(), &m, kSystemd, kSystemdPath, kManager, "StartTransientUnit");
+  if (r >= 0) r = b->bus_message_append(m, "ss", slice.c_str(), "fail");
+  if (r >= 0) r = b->bus_message_open_container(m, 'a', "(sv)");
+  if (r >= 0) r = b->bus_message_append(m, "(sv)", "Description", "s", ("daemonlet copy " + slice).c_str());
   for (const auto& p : sliceProperties(version_, limits)) {
-    if (r >= 0) r = libsystemd().bus_message_append(m, "(sv)", p.name.c_str(), "t", p.value);
+    if (r >= 0) r = b->bus_message_append(m, "(sv)", p.name.c_str(), "t", p.value);
   }
-  if (r >= 0) r = libsystemd().bus_message_close_container(m);
-  if (r >= 0) r = libsystemd().bus_message_append(m, "a(sa(sv))", 0);
+  if (r >= 0) r = b->bus_message_close_container(m);
+  if (r >= 0) r = b->bus_message_append(m, "a(sa(sv))", 0);
   sd_bus_error error = SD_BUS_ERROR_NULL;
-  if (r >= 0) r = libsystemd().bus_call(bus.get(), m, 0, &error, nullptr);
-  std::string why = error.message ? error.message : (r < 0 ? std::strerror(-r) : "");
+  if (r >= 0) r = b->bus_call(bus.get(), m, 0, &error, nullptr);
+  const std::string why = error.message ? error.message : (r < 0 ? std::strerror(-r) : "");
   const bool exists = error.name && std::string(error.name) == "org.freedesktop.systemd1.UnitExists";
-  libsystemd().bus_error_free(&error);
-  libsystemd().bus_message_unref(m);
+  b->bus_error_free(&error);
+  b->bus_message_unref(m);
   // Already there: set up by this agent before a restart, with the limits of this very
   // hash (the name carries it). Left as it is (P5).
   if (r < 0 && !exists) return Error{Error::Code::Engine, "systemd slice " + slice + ": " + why};
@@ -132,16 +138,22 @@ runtime::Status TaskCgroups::ensureSlice(const std::string& slice, const CgroupL
 }
 
 void TaskCgroups::removeSlice(const std::string& slice) {
+  const Libsystemd* b = nullptr;
+  try {
+    b = &libsystemd();
+  } catch (const std::exception&) {
+    return;
+  }
   sd_bus* raw = nullptr;
-  if (libsystemd().bus_open_system(&raw) < 0) return;
+  if (b->bus_open_system(&raw) < 0) return;
   Bus bus(raw);
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
-  int r = libsystemd().bus_call_method(bus.get(), kSystemd, kSystemdPath, kManager, "StopUnit", &error, &reply, "ss", slice.c_str(), "replace");
+  int r = b->bus_call_method(bus.get(), kSystemd, kSystemdPath, kManager, "StopUnit", &error, &reply, "ss", slice.c_str(), "replace");
   if (r < 0 && !(error.name && std::string(error.name) == "org.freedesktop.systemd1.NoSuchUnit"))
     log_.warn("systemd slice {}: not stopped: {}", slice, error.message ? error.message : std::strerror(-r));
-  libsystemd().bus_error_free(&error);
-  libsystemd().bus_message_unref(reply);
+  b->bus_error_free(&error);
+  b->bus_message_unref(reply);
 }
 
 }  // namespace daemonlet::agent

@@ -104,6 +104,26 @@ TEST_CASE("agent config: defaults, file, drop-ins in name order, flags later") {
   }
 }
 
+TEST_CASE("agent config: taskNetwork names the awsvpc bridge and its subnet, and refuses what cannot be one") {
+  TempDir dir;
+  auto p = loadAgentConfig(dir.path / "config.yaml", false);
+  REQUIRE(p.ok());
+  CHECK(p.value->taskNetwork.name == "daemonlet0");
+  CHECK(p.value->taskNetwork.subnet == "172.30.0.0/20");
+  dir.write("config.yaml", "taskNetwork:\n  name: tasks1\n  subnet: 10.77.0.0/24\n");
+  p = loadAgentConfig(dir.path / "config.yaml", true);
+  REQUIRE(p.ok());
+  CHECK(p.value->taskNetwork.name == "tasks1");
+  CHECK(p.value->taskNetwork.subnet == "10.77.0.0/24");
+  dir.write("config.yaml", "taskNetwork:\n  name: a-name-longer-than-15\n  subnet: 10.77.0.0\n  mtu: 9000\n");
+  p = loadAgentConfig(dir.path / "config.yaml", true);
+  CHECK_FALSE(p.ok());
+  REQUIRE(p.diagnostics.size() == 3);
+  CHECK(p.diagnostics[0].format().find(":2:9: field 'taskNetwork.name': \"a-name-longer-than-15\" is not a network interface name") != std::string::npos);
+  CHECK(p.diagnostics[1].format().find(":3:11: field 'taskNetwork.subnet': \"10.77.0.0\" is not an IPv4 CIDR") != std::string::npos);
+  CHECK(p.diagnostics[2].format().find("field 'taskNetwork.mtu': unknown key") != std::string::npos);
+}
+
 TEST_CASE("directory source: one bad file is skipped, the rest load (P6)") {
   TempDir dir;
   dir.write("daemons/metrics.json", daemonJson("metrics", 64));
