@@ -1,6 +1,8 @@
 #include "runtime/containerd/ContainerdRuntime.h"
 
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -78,6 +80,13 @@ bool oomKilledIn(const std::string& cgroupsPath) {
     }
   }
   return false;
+}
+
+// The parent the container's cgroup was placed under ("" for our default, /daemonlet).
+std::string cgroupParentOf(const json& spec) {
+  std::string path = spec.value("/linux/cgroupsPath"_json_pointer, std::string());
+  path = path.substr(0, path.rfind('/'));
+  return path == "/daemonlet" ? "" : path;
 }
 
 // What a worker learns about one container.
@@ -171,6 +180,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
       info.cpuShares = limits.cpuShares;
       info.nanoCpus = limits.nanoCpus;
       r.check = decodeHealthCheck(spec);
+      info.cgroupParent = cgroupParentOf(spec);
     }
     if (auto it = labels.find(kStartedAt); it != labels.end())
       info.startedAt = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(std::stoll(it->second))));
@@ -244,7 +254,13 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
     if (!c.unpacked(image.value())) {
       if (auto s = c.unpack(image.value(), lease.value()); !s) return Error{s.error().code, what + ": " + s.error().message};
     }
-    auto built = buildSpec(spec, image->imageConfig, {"/daemonlet/" + spec.name, spec.name.substr(0, 63)});
+    // cgroupfs paths only: runc's systemd driver would need the shim's SystemdCgroup option.
+    const std::string parent = spec.cgroupParent.value_or("/daemonlet");
+    if (parent.empty() || parent.front() != '/')
+      return Error{Error::Code::Unsupported,
+                   fmt::format("{}: cgroup parent \"{}\": the containerd adapter places containers with cgroupfs paths (/a/b), not systemd slices",
+                               what, parent)};
+    auto built = buildSpec(spec, image->imageConfig, {parent + "/" + spec.name, spec.name.substr(0, 63)});
     if (!built) return built.error();
 
     auto removeSnapshot = [&] {
@@ -803,8 +819,11 @@ asio::awaitable<Result<EngineInfo>> ContainerdRuntime::version() {
     pb::version::VersionResponse resp;
     auto ctx = client->context();
     if (auto s = client->version->Version(ctx.get(), req, &resp); !s.ok()) return client->error(s, "containerd version");
-    // containerd's gRPC API is "v1" for every 1.x release.
-    return EngineInfo{"containerd", resp.version(), "v1"};
+    // containerd's gRPC API is "v1" for every 1.x release. runc places our containers with
+    // cgroupfs paths; the hierarchy is whatever the host mounted.
+    struct statfs fs{};
+    const int cgroupVersion = statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC ? 2 : 1;
+    return EngineInfo{"containerd", resp.version(), "v1", "cgroupfs", cgroupVersion};
   });
   co_return co_await std::move(pending);
 }
