@@ -26,6 +26,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates curl openssl
   libboost-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
   libsystemd-dev catch2 libbenchmark-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
   gnuplot-nox
 )

@@ -17,6 +17,7 @@
 #include "agent/api/ApiClient.h"
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
+#include "runtime/containerd/ContainerdRuntime.h"
 #include "runtime/docker/DockerRuntime.h"
 #include "config/DefinitionDirectory.h"
 
@@ -59,15 +60,20 @@ int runAgent(const RunOptions& options) {
     log.error("source.type is http, but source.url '{}' is not an http:// or https:// URL", config.source.url);
     return 1;
   }
-  if (config.runtime.type == config::RuntimeType::Containerd) {
-    log.error("runtime containerd: the containerd adapter is not implemented yet; use --runtime docker");
-    return 2;
-  }
   if (config.instance.id == "auto") config.instance.id = detectInstanceId();
 
   asio::io_context io;
-  runtime::DockerRuntime runtime(io.get_executor(), config::runtimeEndpoint(config));
-  Agent agent(io, config, {options.once, options.dryRun, options.drainOnExit, std::chrono::seconds(300)}, log, runtime);
+  runtime::RuntimePtr runtime;
+  if (config.runtime.type == config::RuntimeType::Containerd) {
+    runtime::ContainerdRuntime::Options engine;
+    engine.ns = config.runtime.namespaceName;
+    engine.logDir = config.stateDir + "/containerd-logs";
+    runtime = std::make_unique<runtime::ContainerdRuntime>(io.get_executor(), config::runtimeEndpoint(config), engine);
+    log.info("runtime: containerd namespace {}, container logs in {}", engine.ns, engine.logDir);
+  } else {
+    runtime = std::make_unique<runtime::DockerRuntime>(io.get_executor(), config::runtimeEndpoint(config));
+  }
+  Agent agent(io, config, {options.once, options.dryRun, options.drainOnExit, std::chrono::seconds(300)}, log, *runtime);
   asio::signal_set signals(io, SIGTERM, SIGINT);
   int signalsSeen = 0;
   std::function<void()> armSignals = [&] {

@@ -31,7 +31,7 @@ struct PrivateDockerd {
 
 }  // namespace
 
-TEST_CASE("docker: images load from a tar, and a restart of the engine is followed by a resync") {
+TEST_CASE("docker: images load from a tar, and a restart of the engine is followed by a resync", "[docker]") {
   if (test::runtimeUnderTestName() != "docker") return;  // docker-specific harness
   PrivateDockerd engine;
   const std::string tar = engine.dir + "/busybox.tar";

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/containerd/ContainerdRuntime.h"
 #include "runtime/docker/DockerRuntime.h"
 
 namespace daemonlet::test {
@@ -24,6 +25,11 @@ inline std::string runtimeUnderTestEndpoint() {
 
 inline runtime::RuntimePtr makeRuntimeUnderTest(asio::any_io_executor executor, const std::string& endpoint) {
   if (runtimeUnderTestName() == "docker") return std::make_unique<runtime::DockerRuntime>(executor, endpoint);
+  if (runtimeUnderTestName() == "containerd") {
+    runtime::ContainerdRuntime::Options options;
+    options.logDir = "/tmp/daemonlet-test-containerd-logs";
+    return std::make_unique<runtime::ContainerdRuntime>(executor, endpoint, options);
+  }
   throw std::runtime_error("DAEMONLET_TEST_RUNTIME=" + runtimeUnderTestName() + ": no such adapter");
 }
 
