@@ -57,6 +57,13 @@ class PassThrough final : public runtime::Runtime {
     }
     co_return listed;
   }
+  asio::awaitable<runtime::Result<runtime::VolumeInfo>> createVolume(runtime::VolumeSpec v) override { co_return co_await engine_.createVolume(v); }
+  asio::awaitable<runtime::Result<runtime::VolumeInfo>> inspectVolume(std::string n) override { co_return co_await engine_.inspectVolume(n); }
+  asio::awaitable<runtime::Status> removeVolume(std::string n) override { co_return co_await engine_.removeVolume(n); }
+  asio::awaitable<runtime::Result<std::vector<runtime::VolumeInfo>>> listVolumes(runtime::LabelSelector s) override {
+    co_return co_await engine_.listVolumes(s);
+  }
+  asio::awaitable<runtime::Result<std::vector<std::string>>> logDrivers() override { co_return co_await engine_.logDrivers(); }
   void watch(runtime::LabelSelector s, runtime::EventHandlers h) override { engine_.watch(std::move(s), std::move(h)); }
   void stopWatching() override { engine_.stopWatching(); }
 
