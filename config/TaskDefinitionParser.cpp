@@ -359,7 +359,8 @@ class DefinitionReader {
     return r_.string(parent[key], joinField(f, key));
   }
 
-  // Only the reference is kept: resolving it is the agent's job when the task starts.
+  // Only the reference is kept: the agent resolves it from secrets.directory before the
+  // task's first container is created (agent/SecretDirectory.h).
   void readSecrets(const YAML::Node& list, const std::string& field, std::vector<Secret>& out) {
     forEachObject(list, field, {"name", "valueFrom"}, [&](const YAML::Node& e, const std::string& f) {
       auto name = required(e, "name", f);
@@ -368,11 +369,6 @@ class DefinitionReader {
       if (valueFrom && valueFrom->empty()) r_.error(e["valueFrom"], joinField(f, "valueFrom"), "must not be empty");
       if (name && valueFrom) out.push_back({*name, *valueFrom});
     });
-    // Until the local secrets provider lands (issue 11, part 4), say loudly that the
-    // container starts without these values rather than let it happen silently.
-    if (!out.empty())
-      r_.warning(list, field, fmt::format("not resolved yet by this daemonlet version: {} secret(s), e.g. {}, will be missing when the container starts",
-                                          out.size(), out.front().name));
   }
 
   // ECS resource tags do not apply here, but a map where ECS takes [{key, value}] is how a

@@ -555,10 +555,8 @@ TEST_CASE("secrets and logConfiguration.secretOptions are read into the model") 
     "logConfiguration":{"logDriver":"awsfirelens","options":{"Name":"newrelic"},"secretOptions":[{"name":"apiKey","valueFrom":"arn:aws:ssm:r:1:parameter/nr/key"}]}}]})");
   INFO(errorsOf(p));
   REQUIRE(p.ok());
-  // Not resolved yet (issue 11, part 4): said once per list, never silently dropped.
-  REQUIRE(p.diagnostics.size() == 2);
-  CHECK(p.diagnostics[0].message.find("not resolved yet") != std::string::npos);
-  CHECK(p.diagnostics[0].message.find("DB_URL") != std::string::npos);
+  // Resolved by the agent when the task starts: nothing to warn about.
+  CHECK(p.diagnostics.empty());
   const auto& c = p.value->containers[0];
   REQUIRE(c.secrets.size() == 2);
   CHECK(c.secrets[0].name == "DB_URL");
