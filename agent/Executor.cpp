@@ -322,6 +322,14 @@ asio::awaitable<void> Executor::failStart(const Action& action, runtime::Error e
 asio::awaitable<void> Executor::create(const Action& action) {
   const config::TaskDefinition& def = *action.definition;
   if (action.container == kNetworkHolder) {
+    // Not even the holder of a task that cannot start (a secret, a volume, a log driver).
+    const std::string taskId = action.kind == Kind::Task ? action.owner : "";
+    auto ready = co_await preparation_.prepare(action.kind, def, taskId, def.containers.front().name,
+                                               buildContainerSpec(action.kind, def, taskId, def.containers.front(), instanceId_));
+    if (!ready) {
+      fail(action, ready.error().message, /*stopsTask=*/true);
+      co_return;
+    }
     auto spec = co_await networkHolderSpec(action);
     if (!spec) {
       fail(action, spec.error().message);

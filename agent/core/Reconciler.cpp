@@ -790,8 +790,11 @@ class Planner {
 
   // The reason a task cannot start as defined, while its create or start backs off.
   std::string cannotStart(const config::ApplicationTask& task) {
-    for (const auto& c : task.definition.containers) {
-      const std::string name = containerName(Kind::Task, task.definition, task.id, c.name, in_.instanceId);
+    std::vector<std::string> parts;
+    for (const auto& c : task.definition.containers) parts.push_back(c.name);
+    if (task.definition.networkMode == config::NetworkMode::Awsvpc) parts.push_back(kNetworkHolder);  // created first
+    for (const auto& part : parts) {
+      const std::string name = containerName(Kind::Task, task.definition, task.id, part, in_.instanceId);
       auto it = plan_.memory.createFailures.find(name);
       if (it == plan_.memory.createFailures.end() || !it->second.stopsTask) continue;
       if (backingOff(name)) return it->second.reason;

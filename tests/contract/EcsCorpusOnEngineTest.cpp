@@ -130,6 +130,15 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
     }
 
     std::vector<std::string> created;
+    if (def.networkMode == config::NetworkMode::Awsvpc) {
+      // The copy's network namespace holder comes first: its containers join it. The
+      // engine's default bridge stands in for the agent's task network here.
+      auto holder = buildNetworkHolderSpec(Kind::Task, def, taskId, instance, test::kTestImage, "bridge");
+      auto id = test::runAsync(io, engine->create(holder));
+      INFO("network holder: " << (id.ok() ? "" : id.error().message));
+      REQUIRE(id.ok());
+      created.push_back(id.value());
+    }
     for (const auto* c : createOrder(def)) {
       INFO("container " << c->name);
       auto spec = test::runAsync(io, preparation.prepare(Kind::Task, def, taskId, c->name, buildContainerSpec(Kind::Task, def, taskId, *c, instance)));
@@ -142,7 +151,7 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
       if (id) created.push_back(id.value());
       ++containers;
     }
-    for (const auto& id : created) test::runAsync(io, engine->remove(id));
+    for (auto id = created.rbegin(); id != created.rend(); ++id) test::runAsync(io, engine->remove(*id));
     test::runAsync(io, [&]() -> asio::awaitable<bool> {
       co_await preparation.removeVolumes(Kind::Task, taskId, def.hash);
       co_return true;
