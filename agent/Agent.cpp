@@ -96,6 +96,8 @@ Agent::Agent(asio::io_context& io, config::AgentConfig config, Options options, 
       wake_(io) {
   executor_.useCgroups(cgroups_);
   executor_.useTaskNetwork({config_.taskNetwork.name, config_.taskNetwork.subnet, config_.stateDir});
+  executor_.useSecretsDirectory(config_.secretsDirectory);
+  executor_.mapLogDrivers(config_.logDrivers);
 }
 
 Resources Agent::capacity() const {
@@ -348,6 +350,7 @@ asio::awaitable<int> Agent::run() {
     Backoff& b = memory_.createFailures[f.containerName];
     b.failures += 1;
     b.reason = f.message;
+    b.stopsTask = f.stopsTask;
     b.retryAt = steady_clock::now() + backoffDelay(b.failures);
   });
   executor_.onInternalError([this](const std::string& where, const std::string& what) { internalError(where, what); });

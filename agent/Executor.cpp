@@ -25,7 +25,8 @@ LogFields fieldsOf(const Action& action) {
 }  // namespace
 
 Executor::Executor(asio::any_io_executor executor, runtime::Runtime& runtime, Logger& log, std::string instanceId)
-    : executor_(std::move(executor)), runtime_(runtime), log_(log), instanceId_(std::move(instanceId)) {}
+    : executor_(std::move(executor)), runtime_(runtime), log_(log), instanceId_(std::move(instanceId)),
+      preparation_(runtime, log, instanceId_) {}
 
 void Executor::notify() {
   if (changed_) changed_();
@@ -125,6 +126,15 @@ asio::awaitable<runtime::Status> Executor::refresh() {
   }
   if (listings_ == 0) changedAt_.clear();
   notify();
+  if (idle()) {
+    // Judged when the volume listing is in: a step begun meanwhile keeps every volume.
+    auto hasContainers = [this](Kind kind, const std::string& owner, const std::string& hash) {
+      return !idle() || std::any_of(containers_.begin(), containers_.end(), [&](const auto& kv) {
+        return kv.second.kind == kind && kv.second.owner() == owner && kv.second.hash == hash;
+      });
+    };
+    spawnGuarded(executor_, preparation_.sweepVolumes(hasContainers), "sweep task volumes", internalError_);
+  }
   co_return runtime::Done{};
 }
 
@@ -192,9 +202,18 @@ void Executor::execute(const std::vector<Action>& actions) {
   }
 }
 
-void Executor::fail(const Action& action, const std::string& message) {
+void Executor::fail(const Action& action, const std::string& unredacted, bool stopsTask) {
+  const std::string message = preparation_.redact(unredacted);
   log_.about(fieldsOf(action)).error("{} {}: {} failed: {}", toString(action.kind), action.owner, describe(action), message);
-  if (failed_) failed_({action.containerName, action.kind, action.owner, message});
+  if (failed_) failed_({action.containerName, action.kind, action.owner, message, stopsTask});
+}
+
+void Executor::removeVolumesOfGoneCopy(const ObservedContainer& removed) {
+  const bool left = std::any_of(containers_.begin(), containers_.end(), [&](const auto& kv) {
+    return kv.second.kind == removed.kind && kv.second.owner() == removed.owner() && kv.second.hash == removed.hash;
+  });
+  if (left) return;
+  spawnGuarded(executor_, preparation_.removeVolumes(removed.kind, removed.owner(), removed.hash), "remove task volumes", internalError_);
 }
 
 asio::awaitable<void> Executor::run(Action action) {
@@ -223,7 +242,7 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
     case Action::Type::Start: {
       auto r = co_await runtime_.start(action.containerId);
       if (!r && r.error().code == runtime::Error::Code::PortInUse) fail(action, std::string(kPortsInUse) + ": " + r.error().message);
-      else if (!r) fail(action, r.error().message);
+      else if (!r) co_await failStart(action, r.error());
       else log_.about(fieldsOf(action)).info("{} {}: started {}", toString(action.kind), action.owner, action.containerName);
       auto info = co_await runtime_.inspect(action.containerId);
       if (info) upsert(info.value());
@@ -242,11 +261,15 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       break;
     }
     case Action::Type::Remove: {
+      // Taken before the call: the engine's destroy event may be handled before its answer.
+      std::optional<ObservedContainer> removed;
+      if (auto known = containers_.find(action.containerId); known != containers_.end()) removed = known->second;
       auto r = co_await runtime_.remove(action.containerId);
       if (!r && r.error().code != runtime::Error::Code::NotFound) {
         log_.about(fieldsOf(action)).error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
       } else {
         erase(action.containerId);
+        if (removed) removeVolumesOfGoneCopy(*removed);
       }
       break;
     }
@@ -280,9 +303,33 @@ asio::awaitable<runtime::Result<runtime::ContainerSpec>> Executor::networkHolder
   co_return buildNetworkHolderSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", instanceId_, image, network_->name);
 }
 
+// The engine says "failed to initialize logging driver" when a log driver cannot start
+// (awslogs without AWS credentials, splunk without its server), but not which one.
+asio::awaitable<void> Executor::failStart(const Action& action, runtime::Error error) {
+  if (error.message.find("logging driver") == std::string::npos) {
+    fail(action, error.message);
+    co_return;
+  }
+  auto info = co_await runtime_.inspect(action.containerId);
+  const std::string driver = info && !info->logDriver.empty() ? info->logDriver : "(unknown)";
+  const std::string container = info && info->labels.count(label::kContainer) ? info->labels.at(label::kContainer) : action.containerName;
+  fail(action,
+       fmt::format("log driver {} of container {} cannot start on this host: {}. Map it to a driver this host can use with "
+                   "logDrivers in the agent config, e.g. logDrivers: {{{}: journald}}", driver, container, error.message, driver),
+       /*stopsTask=*/true);
+}
+
 asio::awaitable<void> Executor::create(const Action& action) {
   const config::TaskDefinition& def = *action.definition;
   if (action.container == kNetworkHolder) {
+    // Not even the holder of a task that cannot start (a secret, a volume, a log driver).
+    const std::string taskId = action.kind == Kind::Task ? action.owner : "";
+    auto ready = co_await preparation_.prepare(action.kind, def, taskId, def.containers.front().name,
+                                               buildContainerSpec(action.kind, def, taskId, def.containers.front(), instanceId_));
+    if (!ready) {
+      fail(action, ready.error().message, /*stopsTask=*/true);
+      co_return;
+    }
     auto spec = co_await networkHolderSpec(action);
     if (!spec) {
       fail(action, spec.error().message);
@@ -321,7 +368,14 @@ asio::awaitable<void> Executor::create(const Action& action) {
     fail(action, envError);
     co_return;
   }
-  auto spec = buildContainerSpec(action.kind, def, action.kind == Kind::Task ? action.owner : "", *container, instanceId_, fromFiles);
+  const std::string taskId = action.kind == Kind::Task ? action.owner : "";
+  auto prepared = co_await preparation_.prepare(action.kind, def, taskId, container->name,
+                                                buildContainerSpec(action.kind, def, taskId, *container, instanceId_, fromFiles));
+  if (!prepared) {
+    fail(action, prepared.error().message, /*stopsTask=*/true);
+    co_return;
+  }
+  runtime::ContainerSpec spec = std::move(prepared.value());
   auto parent = placeInCgroup(action);
   if (!parent) {
     fail(action, parent.error().message);

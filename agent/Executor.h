@@ -11,6 +11,7 @@
 
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
+#include "agent/TaskPreparation.h"
 #include "agent/core/Reconciler.h"
 #include "agent/host/TaskCgroups.h"
 #include "runtime/Runtime.h"
@@ -24,9 +25,16 @@ class Executor {
     Kind kind;
     std::string owner;
     std::string message;
+    // The task cannot start as defined (a secret, a volume, a log driver): it is reported
+    // STOPPED with `message` as its reason until a retry succeeds.
+    bool stopsTask = false;
   };
 
   Executor(asio::any_io_executor executor, runtime::Runtime& runtime, Logger& log, std::string instanceId);
+
+  // Where secrets are read and how log drivers map (DESIGN 3.2 secrets.directory, logDrivers).
+  void useSecretsDirectory(std::string directory) { preparation_.useSecretsDirectory(std::move(directory)); }
+  void mapLogDrivers(std::map<std::string, std::string> map) { preparation_.mapLogDrivers(std::move(map)); }
 
   // Called after anything changed what the agent sees (an action finished, an event).
   void onChange(std::function<void()> callback) { changed_ = std::move(callback); }
@@ -85,7 +93,10 @@ class Executor {
   // True when this agent changed its view of `id` after `seq`: a listing or inspect that
   // began before then is older than what the agent knows.
   bool changedSince(const std::string& id, std::uint64_t seq) const;
-  void fail(const Action& action, const std::string& message);
+  void fail(const Action& action, const std::string& message, bool stopsTask = false);
+  asio::awaitable<void> failStart(const Action& action, runtime::Error error);
+  // After a container is gone: the copy's task-scoped volumes go with its last container.
+  void removeVolumesOfGoneCopy(const ObservedContainer& removed);
   void notify();
 
   asio::any_io_executor executor_;
@@ -104,6 +115,7 @@ class Executor {
   bool cgroupsUnavailable_ = false;
   std::optional<TaskNetwork> network_;
   bool networkReady_ = false;
+  TaskPreparation preparation_;
   std::function<void()> changed_;
   std::function<void(const Failure&)> failed_;
   InternalErrorHandler internalError_;

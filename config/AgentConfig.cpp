@@ -34,6 +34,13 @@ class ConfigReader {
         if (auto b = r_.boolean(v, key)) c_.listenAllowNonLoopback = *b;
       }
       else if (key == "taskPolicy") taskPolicy(v);
+      else if (key == "secrets") section(v, key, [&](const std::string& k, const YAML::Node& x) {
+        if (k == "directory") return set(c_.secretsDirectory, x, "secrets.directory");
+        return false;
+      });
+      else if (key == "logDrivers") {
+        if (auto m = r_.stringMap(v, key)) c_.logDrivers = *m;
+      }
       else if (key == "slotGate") section(v, key, [&](const std::string& k, const YAML::Node& x) {
         if (k == "timeoutSeconds") return count(c_.slotGateTimeoutSeconds, x, "slotGate.timeoutSeconds", 0, 86400);
         return false;
@@ -270,7 +277,7 @@ bool looksLikeAgentConfig(std::string_view text) {
   Diagnostics ignored;
   auto doc = parseDocument(text, "", ignored);
   if (!doc || !doc->IsMap()) return false;
-  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "taskPolicy", "slotGate", "shutdown", "log", "taskNetwork"};
+  static const std::set<std::string> keys = {"instance", "source", "runtime", "stateDir", "listen", "apiSocket", "listenAllowNonLoopback", "taskPolicy", "secrets", "logDrivers", "slotGate", "shutdown", "log", "taskNetwork"};
   for (const auto& kv : *doc) {
     if (keys.count(kv.first.Scalar())) return true;
   }

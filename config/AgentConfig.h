@@ -61,6 +61,10 @@ struct AgentConfig {
   // listener is read-only, since anything that reaches 127.0.0.1 could use it.
   std::string apiSocket = "/run/daemonlet/api.sock";
   TaskPolicy taskPolicy;  // what application tasks may ask for (config/TaskPolicy.h)
+  // The local provider of ECS `secrets` and `secretOptions` (DESIGN 3.3): one file each.
+  std::string secretsDirectory = "/etc/daemonlet/secrets";
+  // Log drivers this host lacks, mapped to ones it has: {awslogs: journald}.
+  std::map<std::string, std::string> logDrivers;
   int slotGateTimeoutSeconds = 0;  // 0 = hold application slots until every daemon is up
   int drainTimeoutSeconds = 300;
   LogLevel logLevel = LogLevel::Info;

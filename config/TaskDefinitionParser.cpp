@@ -1,6 +1,8 @@
 #include "config/TaskDefinitionParser.h"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -73,6 +75,18 @@ bool validName(const std::string& s) {
   return std::regex_match(s, name);
 }
 
+// The family a file's name gives a bare containerDefinitions list: its stem, with what a
+// family may not hold replaced by '-'. Empty when no file name gives one.
+std::string familyOfFileName(const std::string& origin) {
+  const std::filesystem::path path(origin);
+  if (!path.has_extension() || (path.extension() != ".json" && path.extension() != ".yaml" && path.extension() != ".yml")) return "";
+  std::string family = path.stem().string().substr(0, 255);
+  for (char& c : family) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';
+  }
+  return validName(family) ? family : "";
+}
+
 std::string at(const std::string& prefix, std::size_t i) { return fmt::format("{}[{}]", prefix, i); }
 
 // The parts of one definition, read field by field. Each method reports its own problems
@@ -84,6 +98,17 @@ class DefinitionReader {
   std::optional<TaskDefinition> read(const YAML::Node& node, const std::string& prefix) {
     const std::string self = prefix.empty() ? "(document)" : prefix;
     if (node.IsSequence() && node.size() > 0 && node[0].IsMap() && !isAbsent(node[0]["image"])) {
+      // `aws ecs register-task-definition --family F --container-definitions file://x.json`
+      // takes such a file with the family beside it; here the file's name says it.
+      if (const std::string family = familyOfFileName(r_.file()); prefix.empty() && !family.empty()) {
+        r_.warning(node, self, fmt::format("a bare containerDefinitions list (as register-task-definition --container-definitions "
+                                           "and Terraform take): read as a task definition with family '{}', from the file name", family));
+        YAML::Node wrapped(YAML::NodeType::Map);
+        wrapped["family"] = family;
+        wrapped["family"].SetTag("!");  // a string, whatever it looks like
+        wrapped["containerDefinitions"] = node;
+        return read(wrapped, prefix);
+      }
       r_.error(node, self, "expected an object, got a list: this is a bare containerDefinitions list (as Terraform's "
                            "container_definitions takes); put it in a task definition: {\"family\": ..., \"containerDefinitions\": [...]}");
       return std::nullopt;
@@ -359,7 +384,8 @@ class DefinitionReader {
     return r_.string(parent[key], joinField(f, key));
   }
 
-  // Only the reference is kept: resolving it is the agent's job when the task starts.
+  // Only the reference is kept: the agent resolves it from secrets.directory before the
+  // task's first container is created (agent/SecretDirectory.h).
   void readSecrets(const YAML::Node& list, const std::string& field, std::vector<Secret>& out) {
     forEachObject(list, field, {"name", "valueFrom"}, [&](const YAML::Node& e, const std::string& f) {
       auto name = required(e, "name", f);
@@ -368,11 +394,6 @@ class DefinitionReader {
       if (valueFrom && valueFrom->empty()) r_.error(e["valueFrom"], joinField(f, "valueFrom"), "must not be empty");
       if (name && valueFrom) out.push_back({*name, *valueFrom});
     });
-    // Until the local secrets provider lands (issue 11, part 4), say loudly that the
-    // container starts without these values rather than let it happen silently.
-    if (!out.empty())
-      r_.warning(list, field, fmt::format("not resolved yet by this daemonlet version: {} secret(s), e.g. {}, will be missing when the container starts",
-                                          out.size(), out.front().name));
   }
 
   // ECS resource tags do not apply here, but a map where ECS takes [{key, value}] is how a

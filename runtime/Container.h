@@ -99,6 +99,7 @@ struct ContainerInfo {
   std::optional<std::int64_t> nanoCpus;
   std::string cgroupParent;  // as the engine applied it; empty = the engine's default
   std::string ipAddress;     // on its own network; empty when it shares another's namespace
+  std::string logDriver;     // as the engine applied it
 
   bool running() const { return state == ContainerState::Running || state == ContainerState::Restarting; }
 };
@@ -111,6 +112,21 @@ struct RuntimeEvent {
   std::optional<int> exitCode;  // Exit
   Health health = Health::None;  // HealthChanged
   Clock::time_point time;
+};
+
+// A named volume: what to create, and what the engine reports of one.
+struct VolumeSpec {
+  std::string name;
+  std::string driver = "local";
+  std::map<std::string, std::string> driverOpts;
+  Labels labels;
+};
+
+struct VolumeInfo {
+  std::string name;
+  std::string driver;
+  std::map<std::string, std::string> options;
+  Labels labels;
 };
 
 // Label equality filters, ANDed: {"io.daemonlet.managed": "true"}.

@@ -46,6 +46,16 @@ class Runtime {
   virtual asio::awaitable<Result<ContainerInfo>> inspect(std::string id) = 0;
   // Containers (running or not) whose labels match every pair of `selector`.
   virtual asio::awaitable<Result<std::vector<ContainerInfo>>> list(LabelSelector selector) = 0;
+  // Creates a named volume; one that already exists with the same driver is returned as is.
+  virtual asio::awaitable<Result<VolumeInfo>> createVolume(VolumeSpec spec) = 0;
+  // NotFound when no volume has that name.
+  virtual asio::awaitable<Result<VolumeInfo>> inspectVolume(std::string name) = 0;
+  // Removing a volume that is gone succeeds; one a container still uses is a Conflict.
+  virtual asio::awaitable<Status> removeVolume(std::string name) = 0;
+  // Volumes whose labels match every pair of `selector`.
+  virtual asio::awaitable<Result<std::vector<VolumeInfo>>> listVolumes(LabelSelector selector) = 0;
+  // The log drivers containers can be created with here (e.g. json-file, journald).
+  virtual asio::awaitable<Result<std::vector<std::string>>> logDrivers() = 0;
   // Starts watching until stopWatching() or destruction; reconnects with backoff.
   virtual void watch(LabelSelector selector, EventHandlers handlers) = 0;
   virtual void stopWatching() = 0;

@@ -523,6 +523,9 @@ class Planner {
             status.status = Status::Stopped;
             replaceStopped(*task, *current, p);
           }
+        } else if (auto cannot = cannotStart(*task); !p.ready && !cannot.empty()) {
+          status.status = Status::Stopped;
+          status.stoppedReason = cannot;
         } else {
           status.status = p.ready ? Status::Running : Status::Activating;
           if (p.ready) forgiveAfterTenMinutes(task->id);
@@ -531,6 +534,11 @@ class Planner {
         if (const ObservedContainer* holder = current->find(kNetworkHolder)) status.address = holder->address;
       } else if (staleLeft || !gateOpen) {
         status.status = Status::Pending;
+      } else if (auto cannot = cannotStart(*task); !cannot.empty()) {
+        // A secret, volume or log driver it needs is missing: stopped before it started,
+        // holding nothing, and tried again when the backoff ends.
+        status.status = Status::Stopped;
+        status.stoppedReason = cannot;
       } else {
         const Resources need = config::reservationOf(def);
         const auto ports = hostPortsOf(def);
@@ -784,6 +792,20 @@ class Planner {
     if (it == plan_.memory.createFailures.end() || in_.now >= it->second.retryAt) return false;
     wakeBy(it->second.retryAt);
     return true;
+  }
+
+  // The reason a task cannot start as defined, while its create or start backs off.
+  std::string cannotStart(const config::ApplicationTask& task) {
+    std::vector<std::string> parts;
+    for (const auto& c : task.definition.containers) parts.push_back(c.name);
+    if (task.definition.networkMode == config::NetworkMode::Awsvpc) parts.push_back(kNetworkHolder);  // created first
+    for (const auto& part : parts) {
+      const std::string name = containerName(Kind::Task, task.definition, task.id, part, in_.instanceId);
+      auto it = plan_.memory.createFailures.find(name);
+      if (it == plan_.memory.createFailures.end() || !it->second.stopsTask) continue;
+      if (backingOff(name)) return it->second.reason;
+    }
+    return "";
   }
 
   std::string createError(Kind kind, const TaskDefinition& def) const {

@@ -30,6 +30,7 @@ struct Backoff {
   std::set<std::string> copy;  // the failed copy's container ids: one failure per copy, not per plan
   bool removing = false;        // tasks: the failed copy's removal is under way (counted once)
   std::optional<TimePoint> upSince;  // tasks: running again since; 10 min of it forgives
+  bool stopsTask = false;  // creates: the task cannot start as defined; reported STOPPED with `reason`
 };
 
 std::chrono::seconds backoffDelay(int failures);

@@ -171,6 +171,7 @@ Result<ContainerInfo> parseInspect(const json& j) {
     c.cpuShares = num(*host, "CpuShares");
     if (auto n = num(*host, "NanoCpus"); n > 0) c.nanoCpus = n;
     c.cgroupParent = str(*host, "CgroupParent");
+    if (auto log = host->find("LogConfig"); log != host->end() && log->is_object()) c.logDriver = str(*log, "Type");
   }
   // A container on a user-defined network has its address there; one in another's
   // namespace (container:<id>) has none of its own.
@@ -186,6 +187,33 @@ Result<ContainerInfo> parseInspect(const json& j) {
     }
   }
   return c;
+}
+
+json volumeCreateBody(const VolumeSpec& spec) {
+  return {{"Name", spec.name}, {"Driver", spec.driver}, {"DriverOpts", spec.driverOpts}, {"Labels", spec.labels}};
+}
+
+Result<VolumeInfo> parseVolume(const json& j) {
+  if (!j.is_object() || !j.contains("Name")) return Error{Error::Code::Protocol, "volume answer has no Name"};
+  VolumeInfo v;
+  v.name = str(j, "Name");
+  v.driver = str(j, "Driver");
+  v.options = labelsOf(j.value("Options", json::object()));
+  v.labels = labelsOf(j.value("Labels", json::object()));
+  return v;
+}
+
+std::vector<std::string> parseLogDrivers(const json& info) {
+  std::vector<std::string> out;
+  if (!info.is_object()) return out;
+  const json plugins = info.value("Plugins", json::object());
+  if (!plugins.is_object()) return out;
+  if (auto log = plugins.find("Log"); log != plugins.end() && log->is_array()) {
+    for (const auto& d : *log) {
+      if (d.is_string()) out.push_back(d.get<std::string>());
+    }
+  }
+  return out;
 }
 
 std::optional<RuntimeEvent> parseEvent(std::string_view line) {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,10 @@ namespace daemonlet::runtime::docker {
 
 nlohmann::json createBody(const ContainerSpec& spec);
 Result<ContainerInfo> parseInspect(const nlohmann::json& inspect);
+nlohmann::json volumeCreateBody(const VolumeSpec& spec);
+Result<VolumeInfo> parseVolume(const nlohmann::json& volume);
+// /info's Plugins.Log: the log drivers the engine can use.
+std::vector<std::string> parseLogDrivers(const nlohmann::json& info);
 // nullopt for events we do not track (exec_*, attach, ...) or lines that are not JSON.
 std::optional<RuntimeEvent> parseEvent(std::string_view line);
 // `{"label":["k=v",...]}` plus `extra` filters, URL-encoded for a query string.

@@ -276,6 +276,51 @@ asio::awaitable<Result<std::vector<ContainerInfo>>> DockerRuntime::list(LabelSel
   co_return co_await api_->list(selector);
 }
 
+asio::awaitable<Result<VolumeInfo>> DockerRuntime::createVolume(VolumeSpec spec) {
+  auto r = co_await api_->call(http::verb::post, "/volumes/create", jsonText(docker::volumeCreateBody(spec)), "application/json");
+  if (!r) co_return r.error();
+  // 201 either way: the engine returns an existing volume of the same name and driver.
+  if (r->status != 201 && r->status != 200) co_return httpError(r.value(), "create volume " + spec.name);
+  co_return docker::parseVolume(json::parse(r->body, nullptr, false));
+}
+
+asio::awaitable<Result<VolumeInfo>> DockerRuntime::inspectVolume(std::string name) {
+  auto r = co_await api_->call(http::verb::get, "/volumes/" + docker::urlEncode(name));
+  if (!r) co_return r.error();
+  if (r->status != 200) co_return httpError(r.value(), "inspect volume " + name);
+  co_return docker::parseVolume(json::parse(r->body, nullptr, false));
+}
+
+asio::awaitable<Status> DockerRuntime::removeVolume(std::string name) {
+  auto r = co_await api_->call(http::verb::delete_, "/volumes/" + docker::urlEncode(name));
+  if (!r) co_return r.error();
+  if (r->status == 204 || r->status == 404) co_return Done{};
+  co_return httpError(r.value(), "remove volume " + name);  // 409: in use
+}
+
+asio::awaitable<Result<std::vector<VolumeInfo>>> DockerRuntime::listVolumes(LabelSelector selector) {
+  auto r = co_await api_->call(http::verb::get, "/volumes?filters=" + docker::filtersQuery(selector));
+  if (!r) co_return r.error();
+  if (r->status != 200) co_return httpError(r.value(), "list volumes");
+  auto j = json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("Volumes")) co_return Error{Error::Code::Protocol, "list volumes: answer has no Volumes"};
+  std::vector<VolumeInfo> out;
+  if (!j["Volumes"].is_array()) co_return out;  // null when there are none
+  for (const auto& entry : j["Volumes"]) {
+    auto v = docker::parseVolume(entry);
+    if (!v) co_return v.error();
+    out.push_back(std::move(v.value()));
+  }
+  co_return out;
+}
+
+asio::awaitable<Result<std::vector<std::string>>> DockerRuntime::logDrivers() {
+  auto r = co_await api_->call(http::verb::get, "/info");
+  if (!r) co_return r.error();
+  if (r->status != 200) co_return httpError(r.value(), "GET /info");
+  co_return docker::parseLogDrivers(json::parse(r->body, nullptr, false));
+}
+
 void DockerRuntime::stopWatching() {
   if (!watch_) return;
   watch_->stopped = true;

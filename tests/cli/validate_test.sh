@@ -4,6 +4,7 @@ set -u
 bin=$1
 data=$2
 examples=$3
+corpus=$4
 fail=0
 cd "$data"
 for f in ecs/*; do
@@ -44,5 +45,28 @@ grep -q "daemons/agent.json: ok: daemon" <<<"$out" || { echo "FAIL: a privileged
 "$bin" validate "$policy/config.yaml" "$policy/defs/tasks/root-1.json" >/dev/null 2>&1 && { echo "FAIL: a single task file outside taskPolicy passed"; fail=1; }
 "$bin" validate "$policy/defs" >/dev/null 2>&1 || { echo "FAIL: without a config, validate assumed a policy"; fail=1; }
 rm -rf "$policy"
+# The ECS corpus as a user meets it (read in place, never copied; tests/unit/EcsCorpusTest.cpp
+# holds the same list with each reason, and the README names them).
+refused=" gokabot__taskdef.json aws-xray-fargate__service-b-taskdef.json nri-ecs__task_definition_example.json
+  nri-ecs__fargate_sidecar_example.json ecspresso__td.json sample-cmd-task__container-definitions.json
+  amazon-ecs-firelens-examples__efs-task-definition.json
+  amazon-ecs-firelens-examples__appmesh-firelens-colorteller-black-ecs-task-def.json "
+[ -d "$corpus/valid" ] || { echo "FAIL: no ECS corpus at $corpus"; fail=1; }
+accepted=0
+for f in "$corpus"/valid/*.json; do
+  name=$(basename "$f")
+  out=$("$bin" validate "$f" 2>&1); rc=$?
+  want=0
+  case "$refused" in *"$name"*) want=1 ;; esac
+  [ "$rc" = "$want" ] || { echo "FAIL: corpus $name: exit $rc, want $want: $out"; fail=1; }
+  [ "$rc" = 0 ] && accepted=$((accepted + 1))
+  if [ "$rc" = 1 ] && ! echo "$out" | grep -qE "^$f:[0-9]+:[0-9]+: "; then echo "FAIL: corpus $name: no FILE:LINE:COL in: $out"; fail=1; fi
+done
+[ "$accepted" = 19 ] || { echo "FAIL: $accepted corpus files validate, the README says 19"; fail=1; }
+for f in "$corpus"/templated/*.json; do
+  out=$("$bin" validate "$f" 2>&1); rc=$?
+  [ "$rc" = 1 ] || { echo "FAIL: templated $(basename "$f"): exit $rc, want 1"; fail=1; }
+  echo "$out" | grep -qE "^$f:[0-9]+:[0-9]+: " || { echo "FAIL: templated $(basename "$f"): no FILE:LINE:COL in: $out"; fail=1; }
+done
 [ "$fail" = 0 ] && echo "validate: all fixtures behave"
 exit $fail

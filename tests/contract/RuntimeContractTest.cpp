@@ -310,3 +310,52 @@ TEST_CASE("contract: failures come back as clear errors") {
     CHECK(r.error().message.find("emory") != std::string::npos);
   }
 }
+
+TEST_CASE("contract: named volumes are created with their driver options and labels, used, and removed") {
+  Engine e;
+  VolumeSpec v;
+  v.name = fmt::format("dltest-{}-vol", e.runId);
+  v.driver = "local";
+  v.driverOpts = {{"type", "tmpfs"}, {"device", "tmpfs"}, {"o", "size=4m"}};
+  v.labels = {{"io.daemonlet.test", e.runId}, {"team", "data"}};
+  auto created = e.await(e.rt->createVolume(v));
+  INFO((created.ok() ? "" : created.error().message));
+  REQUIRE(created.ok());
+  CHECK(created->name == v.name);
+  auto again = e.await(e.rt->createVolume(v));  // creating it twice returns the same volume
+  REQUIRE(again.ok());
+
+  auto inspected = e.await(e.rt->inspectVolume(v.name));
+  REQUIRE(inspected.ok());
+  CHECK(inspected->driver == "local");
+  CHECK(inspected->options.at("type") == "tmpfs");
+  CHECK(inspected->labels.at("team") == "data");
+  auto listed = e.await(e.rt->listVolumes({{"io.daemonlet.test", e.runId}}));
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().name == v.name);
+
+  // The driver options reach the mount: a 4 MiB tmpfs.
+  auto spec = e.spec("volume-user", {"sh", "-c", "df -k /data | tail -1; sleep 30"});
+  spec.mounts.push_back({Mount::Type::Volume, v.name, "/data", false, 0, {}});
+  const std::string id = e.run(spec);
+  auto removeInUse = e.await(e.rt->removeVolume(v.name));
+  REQUIRE_FALSE(removeInUse.ok());
+  CHECK(removeInUse.error().code == Error::Code::Conflict);
+  CHECK(removeInUse.error().message.find(v.name) != std::string::npos);
+
+  REQUIRE(e.await(e.rt->remove(id)).ok());
+  REQUIRE(e.await(e.rt->removeVolume(v.name)).ok());
+  auto gone = e.await(e.rt->inspectVolume(v.name));
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == Error::Code::NotFound);
+  CHECK(e.await(e.rt->removeVolume(v.name)).ok());  // already gone
+}
+
+TEST_CASE("contract: the engine names the log drivers it can use") {
+  Engine e;
+  auto drivers = e.await(e.rt->logDrivers());
+  REQUIRE(drivers.ok());
+  CHECK(std::find(drivers->begin(), drivers->end(), "json-file") != drivers->end());
+  CHECK(std::find(drivers->begin(), drivers->end(), "awsfirelens") == drivers->end());  // ECS's own, no engine's
+}

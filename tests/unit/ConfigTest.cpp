@@ -88,6 +88,24 @@ TEST_CASE("agent config: defaults, file, drop-ins in name order, flags later") {
     REQUIRE(p.diagnostics.size() == 1);
     CHECK(p.diagnostics[0].format() == (dir.path / "config.yaml").string() + ":2:3: field 'instance.clustr': unknown key");
   }
+  SECTION("secrets.directory and logDrivers (DESIGN 3.2)") {
+    auto defaults = loadAgentConfig(dir.path / "config.yaml", false);
+    REQUIRE(defaults.ok());
+    CHECK(defaults.value->secretsDirectory == "/etc/daemonlet/secrets");
+    CHECK(defaults.value->logDrivers.empty());
+    dir.write("config.yaml", "secrets:\n  directory: /srv/secrets\nlogDrivers: {awslogs: journald, splunk: json-file}\n");
+    auto p = loadAgentConfig(dir.path / "config.yaml", true);
+    for (auto& d : p.diagnostics) INFO(d.format());
+    REQUIRE(p.ok());
+    CHECK(p.value->secretsDirectory == "/srv/secrets");
+    CHECK(p.value->logDrivers == std::map<std::string, std::string>{{"awslogs", "journald"}, {"splunk", "json-file"}});
+    dir.write("config.yaml", "secrets:\n  dir: /srv\nlogDrivers: [awslogs]\n");
+    auto bad = loadAgentConfig(dir.path / "config.yaml", true);
+    CHECK_FALSE(bad.ok());
+    REQUIRE(bad.diagnostics.size() == 2);
+    CHECK(bad.diagnostics[0].format() == (dir.path / "config.yaml").string() + ":2:3: field 'secrets.dir': unknown key");
+    CHECK(bad.diagnostics[1].field == "logDrivers");
+  }
   SECTION("a bad drop-in is reported under its own name") {
     dir.write("config.yaml", "log: {level: debug}\n");
     dir.write("config.d/50-bad.yaml", "shutdown:\n  drainTimeoutSeconds: soon\n");

@@ -106,3 +106,20 @@ TEST_CASE("docker: events are recognised and engine attributes are not labels") 
 TEST_CASE("docker: label filters are URL-encoded JSON") {
   CHECK(docker::filtersQuery({{"io.daemonlet.managed", "true"}}) == "%7B%22label%22%3A%5B%22io.daemonlet.managed%3Dtrue%22%5D%7D");
 }
+
+TEST_CASE("docker: volumes, the engine's log drivers and a container's log driver are read from its JSON") {
+  const json body = docker::volumeCreateBody({"data", "local", {{"type", "tmpfs"}}, {{"team", "a"}}});
+  CHECK(body == json{{"Name", "data"}, {"Driver", "local"}, {"DriverOpts", {{"type", "tmpfs"}}}, {"Labels", {{"team", "a"}}}});
+  auto v = docker::parseVolume(json::parse(R"({"Name":"data","Driver":"local","Options":{"o":"size=8m"},"Labels":null,"Scope":"local"})"));
+  REQUIRE(v.ok());
+  CHECK(v->name == "data");
+  CHECK(v->options.at("o") == "size=8m");
+  CHECK(v->labels.empty());  // null labels: none
+  CHECK_FALSE(docker::parseVolume(json::parse(R"({"message":"x"})")).ok());
+  CHECK(docker::parseLogDrivers(json::parse(R"({"Plugins":{"Log":["awslogs","json-file","journald"],"Volume":["local"]}})")) ==
+        std::vector<std::string>{"awslogs", "json-file", "journald"});
+  CHECK(docker::parseLogDrivers(json::parse(R"({"Plugins":null})")).empty());
+  auto c = docker::parseInspect(json::parse(R"({"Id":"x","HostConfig":{"LogConfig":{"Type":"awslogs","Config":{}}}})"));
+  REQUIRE(c.ok());
+  CHECK(c->logDriver == "awslogs");
+}

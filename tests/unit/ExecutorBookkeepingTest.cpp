@@ -35,6 +35,17 @@ class ThrowingRuntime final : public runtime::Runtime {
   asio::awaitable<runtime::Result<std::vector<runtime::ContainerInfo>>> list(runtime::LabelSelector) override {
     co_return std::vector<runtime::ContainerInfo>{};
   }
+  asio::awaitable<runtime::Result<runtime::VolumeInfo>> createVolume(runtime::VolumeSpec v) override {
+    co_return runtime::VolumeInfo{v.name, v.driver, v.driverOpts, v.labels};
+  }
+  asio::awaitable<runtime::Result<runtime::VolumeInfo>> inspectVolume(std::string) override {
+    co_return runtime::Error{runtime::Error::Code::NotFound, "no"};
+  }
+  asio::awaitable<runtime::Status> removeVolume(std::string) override { co_return runtime::Done{}; }
+  asio::awaitable<runtime::Result<std::vector<runtime::VolumeInfo>>> listVolumes(runtime::LabelSelector) override {
+    co_return std::vector<runtime::VolumeInfo>{};
+  }
+  asio::awaitable<runtime::Result<std::vector<std::string>>> logDrivers() override { co_return std::vector<std::string>{"json-file"}; }
   void watch(runtime::LabelSelector, runtime::EventHandlers) override {}
   void stopWatching() override {}
 };

@@ -719,6 +719,35 @@ TEST_CASE("taskPolicy: tightened under a running task, the task is stopped and r
   w.settle();
   CHECK(w.observed.containers.empty());
   CHECK(taskStatus(w.step(), "host-1")->status == Status::Stopped);
+
+TEST_CASE("a task that cannot start as defined (a missing secret) is STOPPED with the reason, holds nothing, and is tried again") {
+  World w;
+  w.capacity = {4096, 200};  // room for one of the two tasks
+  w.desired.tasks = {{"web-2", simple("web", 1, 128)}};
+  w.phase = Phase::Active;
+  w.settle();  // opens the slot gate (no daemons)
+  w.observed.containers.clear();
+  Backoff failed;
+  failed.failures = 1;
+  failed.reason = "ResourceInitializationError: secret DB_PASSWORD not found (no readable file /etc/daemonlet/secrets/db)";
+  failed.stopsTask = true;
+  failed.retryAt = w.now + 1s;
+  w.memory.createFailures[w.taskContainer("web-2")] = failed;
+  w.desired.tasks = {{"web-2", simple("web", 1, 128)}, {"web-3", simple("api", 1, 128)}};
+  Plan p = w.step();
+  const TaskStatus* s = taskStatus(p, "web-2");
+  REQUIRE(s);
+  CHECK(s->status == Status::Stopped);
+  CHECK(s->stoppedReason == failed.reason);
+  CHECK(count(p, Action::Type::Create, Kind::Task, "web-2") == 0);
+  CHECK(count(p, Action::Type::Create, Kind::Task, "web-3") == 1);  // its reservation was free for another
+  REQUIRE(p.wakeAt);
+  CHECK(*p.wakeAt == failed.retryAt);
+  w.now += 1s;  // the backoff is over: it is tried again
+  w.memory = p.memory;
+  Plan again = w.plan();
+  CHECK(count(again, Action::Type::Create, Kind::Task, "web-2") == 1);
+  CHECK(taskStatus(again, "web-2")->status == Status::Activating);
 }
 
 // Found by the chaos campaign (tests/chaos, seed 558342005596): the agent was killed between

@@ -555,10 +555,8 @@ TEST_CASE("secrets and logConfiguration.secretOptions are read into the model") 
     "logConfiguration":{"logDriver":"awsfirelens","options":{"Name":"newrelic"},"secretOptions":[{"name":"apiKey","valueFrom":"arn:aws:ssm:r:1:parameter/nr/key"}]}}]})");
   INFO(errorsOf(p));
   REQUIRE(p.ok());
-  // Not resolved yet (issue 11, part 4): said once per list, never silently dropped.
-  REQUIRE(p.diagnostics.size() == 2);
-  CHECK(p.diagnostics[0].message.find("not resolved yet") != std::string::npos);
-  CHECK(p.diagnostics[0].message.find("DB_URL") != std::string::npos);
+  // Resolved by the agent when the task starts: nothing to warn about.
+  CHECK(p.diagnostics.empty());
   const auto& c = p.value->containers[0];
   REQUIRE(c.secrets.size() == 2);
   CHECK(c.secrets[0].name == "DB_URL");
@@ -644,4 +642,22 @@ TEST_CASE("ECS fields ECS itself would refuse in a type are still checked where 
   // tags must be [{key, value}]: a map there is how a template fills the wrong shape.
   auto p = parse(R"({"family":"f","tags":{"Project":"x"},"containerDefinitions":[{"name":"a","image":"i"}]})");
   CHECK(hasDiagnostic(p, Severity::Error, "tags", "expected a list"));
+}
+
+TEST_CASE("a bare containerDefinitions list in a file takes its family from the file name") {
+  const std::string list = R"([{"name":"web","image":"nginx:1.25","memory":64,"portMappings":[{"containerPort":80,"hostPort":80}]}])";
+  auto p = parseTaskDefinition(list, "/etc/daemonlet/definitions/tasks/buildkite-ecs.oidc_example.json");
+  INFO(errorsOf(p));
+  REQUIRE(p.ok());
+  CHECK(p.value->family == "buildkite-ecs-oidc_example");  // '.' may not be in a family
+  REQUIRE(p.value->containers.size() == 1);
+  CHECK(p.value->containers[0].image == "nginx:1.25");
+  CHECK(hasDiagnostic(p, Severity::Warning, "(document)", "family 'buildkite-ecs-oidc_example', from the file name"));
+  // state.json keeps the canonical form, which reads back as the same revision.
+  auto again = throughStateFile(*p.value);
+  REQUIRE(again.ok());
+  CHECK(again.value->hash == p.value->hash);
+  CHECK(again.value->family == p.value->family);
+  // Without a file name to take a family from (a list inside another document), it is an error.
+  CHECK(hasDiagnostic(parseTaskDefinition(list, "(control endpoint)"), Severity::Error, "(document)", "bare containerDefinitions list"));
 }
