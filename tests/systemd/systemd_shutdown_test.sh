@@ -107,6 +107,7 @@ docker cp "$bin" "$box:/usr/bin/daemonlet"
 docker cp "$top/systemd/daemonlet.service" "$box:/lib/systemd/system/daemonlet.service"
 docker cp "$top/systemd/logind.conf.d" "$box:/usr/lib/systemd/"
 docker cp "$top/systemd/tmpfiles.d/daemonlet.conf" "$box:/usr/lib/tmpfiles.d/daemonlet.conf"
+docker cp "$top/systemd/sysusers.d/daemonlet.conf" "$box:/usr/lib/sysusers.d/daemonlet.conf"
 docker cp "$work/config.yaml" "$box:/etc/daemonlet-config.yaml"
 docker start "$box" >/dev/null
 booted() { [ "$(in_box systemctl is-system-running 2>/dev/null)" = running ] || [ "$(in_box systemctl is-system-running 2>/dev/null)" = degraded ]; }
@@ -138,7 +139,7 @@ wait_for 30 apps_up || bad "application tasks not running"
 grep -q "shutdown hold: logind delay lock taken" "$work/logs/agent.log" || bad "no shutdown hold taken: $(grep -i hold "$work/logs/agent.log")"
 in_box systemd-inhibit --list --no-pager | grep -q "daemonlet.*delay" || bad "logind lists no daemonlet delay lock"
 in_box daemonlet status >"$work/status.out" 2>&1 || bad "daemonlet status over /run/daemonlet/api.sock failed under the hardened unit: $(cat "$work/status.out")"
-[ "$(in_box stat -c %a /run/daemonlet/api.sock)" = 660 ] || bad "the API socket is not 0660"
+[ "$(in_box stat -c '%a %G' /run/daemonlet/api.sock)" = "660 daemonlet" ] || bad "the API socket is not 0660 group daemonlet: $(in_box stat -c '%a %G' /run/daemonlet/api.sock)"
 say "started: status '$status', delay lock held"
 say "hardening: $(in_box systemd-analyze security daemonlet --no-pager 2>/dev/null | tail -1)"
 
