@@ -27,7 +27,7 @@ packages=(
   libboost-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
   libsystemd-dev catch2 libbenchmark-dev
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
-  gnuplot-nox
+  gnuplot-nox lintian dpkg-dev
 )
 
 install_packages() {
