@@ -3,6 +3,7 @@
 #include "agent/source/ControlEndpointSource.h"
 #include "agent/source/DirectorySource.h"
 #include "agent/StateStore.h"
+#include "agent/host/BakedImages.h"
 
 #include <malloc.h>
 #include <unistd.h>
@@ -282,6 +283,10 @@ asio::awaitable<int> Agent::run() {
   if (!co_await connect()) {
     log_.error("runtime: not reachable; giving up");
     co_return 1;
+  }
+  if (!options_.dryRun) {
+    co_await loadBakedImages(runtime_, std::filesystem::path(config_.stateDir) / "images",
+                             fmt::format("{} {}", config::toString(config_.runtime.type), config::runtimeEndpoint(config_)), log_);
   }
   const ObservedState adopted = executor_.observed();
   std::size_t running = 0;

@@ -1,14 +1,12 @@
 #include "agent/Logger.h"
+#include "agent/SharedLibrary.h"
 #include "runtime/JsonText.h"
-#include "agent/host/Libsystemd.h"
 
 #include <chrono>
 #include <cstdio>
 
 #include <sys/stat.h>
 #include <sys/uio.h>
-// CODE_FILE=../../agent/Logger.cpp on every entry would say nothing.
-#define SD_JOURNAL_SUPPRESS_LOCATION
 
 #include <nlohmann/json.hpp>
 
@@ -61,23 +59,24 @@ bool isJournalStream(const char* journalStream, int fd) {
   return static_cast<unsigned long long>(st.st_dev) == device && static_cast<unsigned long long>(st.st_ino) == inode;
 }
 
-bool Logger::useJournal() {
+std::optional<std::string> Logger::useJournal() {
   try {
-    libsystemd();
+    // The plain symbol, not the header's macro around sd_journal_sendv_with_location:
+    // CODE_FILE=../../agent/Logger.cpp on every entry would say nothing.
+    const SharedLibrary library("libsystemd.so.0", "libsystemd0");
+    library.bind(journalSend_, "sd_journal_sendv");
+    return std::nullopt;
   } catch (const std::exception& e) {
-    out_ << fmt::format("{} {:<5} {}; logging to stderr\n", timestamp(), "warn", e.what());
-    return false;
+    return e.what();
   }
-  journal_ = true;
-  return true;
 }
 
 void Logger::write(config::LogLevel level, std::string_view message, const LogFields& fields) {
-  if (journal_) {
+  if (journalSend_) {
     const auto entry = journalEntry(level, message, fields);
     std::vector<iovec> iov;
     for (const auto& field : entry) iov.push_back({const_cast<char*>(field.data()), field.size()});
-    if (libsystemd().journal_sendv(iov.data(), static_cast<int>(iov.size())) == 0) return;
+    if (journalSend_(iov.data(), static_cast<int>(iov.size())) == 0) return;
     // journald gone (restarting, or stopped at shutdown): the stream still reaches someone.
   }
   if (format_ == config::LogFormat::Json) {

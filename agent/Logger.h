@@ -4,6 +4,7 @@
 // journal (systemd's JOURNAL_STREAM names its device and inode), natively to journald:
 // a PRIORITY per line so that `journalctl -p warning` shows exactly the warnings, no
 // second timestamp, and fields to select by (`journalctl DAEMONLET_FAMILY=node-monitor`).
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -12,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "config/AgentConfig.h"
+
+struct iovec;
 
 namespace daemonlet::agent {
 
@@ -74,9 +77,10 @@ class Logger : public LogMethods<Logger> {
       : out_(out), level_(level), format_(format) {}
 
   void configure(config::LogLevel level, config::LogFormat format) { level_ = level; format_ = format; }
-  // From now on, lines go to journald natively instead of to the stream; false (and the
-  // stream kept) when libsystemd cannot be loaded.
-  bool useJournal();
+  // From now on, lines go to journald natively instead of to the stream. libsystemd is
+  // loaded here, only by agents whose stderr is the journal (SharedLibrary.h says why);
+  // returns why not when it cannot be, and the lines keep going to the stream.
+  std::optional<std::string> useJournal();
   bool enabled(config::LogLevel level) const { return level >= level_; }
 
   void write(config::LogLevel level, std::string_view message, const LogFields& fields = {});
@@ -86,7 +90,7 @@ class Logger : public LogMethods<Logger> {
   std::ostream& out_;
   config::LogLevel level_;
   config::LogFormat format_;
-  bool journal_ = false;
+  int (*journalSend_)(const struct iovec* fields, int count) = nullptr;  // sd_journal_sendv
 };
 
 // True when JOURNAL_STREAM ("DEVICE:INODE", as systemd sets it) names the file `fd` is

@@ -28,7 +28,7 @@ packages=(
   libsystemd-dev catch2 libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
-  gnuplot-nox
+  gnuplot-nox lintian dpkg-dev
 )
 
 install_packages() {

@@ -94,10 +94,9 @@ runtime::Status IntrospectionApi::listenSocket(const std::string& path) {
   if (!ec) socketAcceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error{Error::Code::Unavailable, fmt::format("apiSocket {}: {}", path, ec.message())};
   socketPath_ = path;
-  // Root and the daemonlet group may drain; nobody else. Under the unit, whose empty
-  // capability set has no CAP_CHOWN, the socket gets the group from its set-group-ID
-  // directory (daemonlet.service), and this chown changes nothing; without the group it
-  // stays root's only.
+  // Root and the daemonlet group may drain; nobody else. The unit runs the agent with
+  // the group as its primary group (its empty capability set has no CAP_CHOWN), so this
+  // chown changes nothing there; without the group the socket stays root's only.
   if (::chmod(path.c_str(), 0660) != 0) {
     socketAcceptor_.close(ec);
     ::unlink(path.c_str());

@@ -46,7 +46,9 @@ config::Parsed<config::AgentConfig> resolveConfig(const RunOptions& o) {
 
 int runAgent(const RunOptions& options) {
   Logger log(std::cerr);
-  if (isJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) log.useJournal();
+  if (isJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) {
+    if (auto why = log.useJournal()) log.warn("stderr is the journal, but logging to it natively is not possible: {}", *why);
+  }
   auto cfg = resolveConfig(options);
   for (const auto& d : cfg.diagnostics) log.write(d.severity == config::Severity::Error ? config::LogLevel::Error : config::LogLevel::Warn, d.format());
   if (!cfg.ok()) {

@@ -25,7 +25,6 @@ const Libsystemd& libsystemd() {
     library.bind(s.bus_process, "sd_bus_process");
     library.bind(s.bus_slot_unref, "sd_bus_slot_unref");
     library.bind(s.bus_flush_close_unref, "sd_bus_flush_close_unref");
-    library.bind(s.journal_sendv, "sd_journal_sendv");
     return s;
   }();
   return table;

@@ -1,9 +1,9 @@
 #pragma once
-// The parts of libsystemd the agent calls, loaded on first use (SharedLibrary.h says why):
-// sd-bus for logind and transient slices, sd-journal for native logging. An agent that
-// never touches a system bus or the journal never maps libsystemd or its dependencies.
+// The sd-bus functions the agent calls (logind's shutdown hold, transient slices for task
+// cgroups), loaded on first use (SharedLibrary.h says why): an agent that never talks to a
+// system bus never maps libsystemd or its dependencies. The journal logger binds its one
+// symbol itself (Logger::useJournal).
 #include <systemd/sd-bus.h>
-#include <systemd/sd-journal.h>
 
 namespace daemonlet::agent {
 
@@ -24,7 +24,6 @@ struct Libsystemd {
   decltype(&sd_bus_process) bus_process;
   decltype(&sd_bus_slot_unref) bus_slot_unref;
   decltype(&sd_bus_flush_close_unref) bus_flush_close_unref;
-  decltype(&sd_journal_sendv) journal_sendv;
 };
 
 // Loads libsystemd.so.0 the first time; throws std::runtime_error naming the library and

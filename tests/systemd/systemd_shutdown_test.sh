@@ -8,14 +8,13 @@
 set -u
 bin=$1
 top=$(cd "$(dirname "$0")/../.." && pwd)
-image=daemonlet-test/systemd:bookworm
-cache=/var/cache/daemonlet-test
 box=dl-systemd-$$
 work=$(mktemp -d /tmp/dl-systemd-XXXXXX)
 fail=0
 name=systemd
 . "$(dirname "$0")/../e2e/lib.sh"
 . "$(dirname "$0")/../support/cache.sh"
+. "$(dirname "$0")/lib.sh"
 cleanup() {
   docker rm -f "$box" >/dev/null 2>&1
   docker ps -aq --filter label=io.daemonlet.instance=systemd-e2e | xargs -r docker rm -f >/dev/null
@@ -25,58 +24,7 @@ trap cleanup EXIT
 in_box() { docker exec "$box" "$@"; }
 epoch() { date -d "$1" +%s.%N; }
 
-# A systemd rootfs, built once and kept (mmdebstrap from Debian's mirror, 1-3 min), and the
-# image imported from it. Both are caches outside build/, so both are checked before each
-# use (tests/support/cache.sh): the image against its recipe label and a probe on every
-# run, the tar, when the image must be imported from it, against its stamp (recipe hash,
-# sha256) and its listing. What fails is rebuilt. The recipe is the mmdebstrap command
-# line: change it, or bump its "v2" to take newer packages, and both are rebuilt.
-# The output name must end in .tar: mmdebstrap picks its format from the name, and
-# anything else gives a directory (--format=tar says it twice).
-mm_args=(--variant=apt --format=tar
-  --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,ca-certificates,curl
-  bookworm)
-recipe="systemd rootfs v2: mmdebstrap ${mm_args[*]}"
-hash=$(cache_hash "$recipe")
-rootfs=$cache/rootfs.tar
-partial=$cache/rootfs.partial.tar
-rootfs_has=('lib/systemd/systemd|usr/lib/systemd/systemd' 'bin/systemctl|usr/bin/systemctl' usr/bin/busctl
-  usr/bin/systemd-analyze usr/bin/systemd-inhibit 'bin/systemd-tmpfiles|usr/bin/systemd-tmpfiles'
-  usr/bin/dbus-daemon usr/bin/curl usr/bin/ldd etc/ssl/certs/ca-certificates.crt)
-rootfs_ok() { cache_file_ok "$rootfs" "$hash" && cache_tar_has "$rootfs" "${rootfs_has[@]}"; }
-image_ok() {
-  cache_image_ok "$image" "$hash" /bin/sh -c \
-    'test -x /lib/systemd/systemd || exit 1; for c in systemctl busctl systemd-analyze systemd-inhibit curl; do command -v $c >/dev/null || exit 1; done; echo ok'
-}
-untrusted() {  # untrusted WHAT VERB
-  if [ "$cache_why" = missing ]; then say "cache $1: missing; $2"; else say "cache $1: stale/corrupt ($cache_why); $2"; fi
-}
-cache_t0=$(date +%s)
-mkdir -p "$cache"
-cache_lock "$cache/.lock" || exit 1
-if image_ok; then
-  say "cache $image: verified (recipe $hash)"
-else
-  untrusted "$image" "importing it from $rootfs"
-  if rootfs_ok; then
-    say "cache $rootfs: verified (recipe $hash)"
-  else
-    untrusted "$rootfs" "building it with mmdebstrap (1-3 min)"
-    # Leftovers of an interrupted build, or of the old .tar.partial name (a directory).
-    rm -rf "$partial" "$cache/rootfs.tar.partial"
-    mmdebstrap "${mm_args[@]}" "$partial" >"$work/mmdebstrap.log" 2>&1 \
-      || { tail -20 "$work/mmdebstrap.log"; rm -rf "$partial"; bad "mmdebstrap failed"; exit 1; }
-    cache_tar_has "$partial" "${rootfs_has[@]}" \
-      || { rm -rf "$partial"; bad "mmdebstrap's rootfs fails its check ($cache_why): see the recipe above"; exit 1; }
-    cache_file_commit "$partial" "$rootfs" "$hash" "$recipe"
-    say "cache $rootfs: built and verified (recipe $hash)"
-  fi
-  cache_image_import "$rootfs" "$image" "$hash" || { bad "docker import $rootfs failed"; exit 1; }
-  image_ok || { bad "the image just imported from $rootfs fails its check ($cache_why)"; exit 1; }
-  say "cache $image: imported and verified (recipe $hash)"
-fi
-cache_unlock
-say "caches ready in $(( $(date +%s) - cache_t0 )) s"
+systemd_image_ready || exit 1
 
 # The install: binary, unit, logind drop-in, tmpfiles, config and definitions.
 mkdir -p "$work/defs/daemons" "$work/defs/tasks" "$work/logs"
@@ -100,17 +48,14 @@ done
 mkdir -p "$work/dropin"
 printf '[Service]\nStandardOutput=append:/logs/agent.log\nStandardError=append:/logs/agent.log\n' >"$work/dropin/test-log.conf"
 
-docker create --name "$box" --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
-  -v /sys/fs/cgroup:/sys/fs/cgroup --tmpfs /run --tmpfs /run/lock \
-  -v /var/run/docker.sock:/var/run/docker.sock -v "$work/logs:/logs" "$image" /lib/systemd/systemd >/dev/null || exit 1
+box_create "$box" "$systemd_image" -v "$work/logs:/logs" || exit 1
 docker cp "$bin" "$box:/usr/bin/daemonlet"
 docker cp "$top/systemd/daemonlet.service" "$box:/lib/systemd/system/daemonlet.service"
 docker cp "$top/systemd/logind.conf.d" "$box:/usr/lib/systemd/"
 docker cp "$top/systemd/tmpfiles.d/daemonlet.conf" "$box:/usr/lib/tmpfiles.d/daemonlet.conf"
+docker cp "$top/systemd/sysusers.d/daemonlet.conf" "$box:/usr/lib/sysusers.d/daemonlet.conf"
 docker cp "$work/config.yaml" "$box:/etc/daemonlet-config.yaml"
-docker start "$box" >/dev/null
-booted() { [ "$(in_box systemctl is-system-running 2>/dev/null)" = running ] || [ "$(in_box systemctl is-system-running 2>/dev/null)" = degraded ]; }
-wait_for 60 booted || { bad "systemd did not boot: $(in_box systemctl is-system-running)"; exit 1; }
+box_boot "$box" || exit 1
 # The rootfs recipe lists the agent's runtime libraries by package: say which one is missing
 # rather than fail later with a unit that does not start.
 missing=$(in_box ldd /usr/bin/daemonlet | grep "not found")
@@ -138,7 +83,7 @@ wait_for 30 apps_up || bad "application tasks not running"
 grep -q "shutdown hold: logind delay lock taken" "$work/logs/agent.log" || bad "no shutdown hold taken: $(grep -i hold "$work/logs/agent.log")"
 in_box systemd-inhibit --list --no-pager | grep -q "daemonlet.*delay" || bad "logind lists no daemonlet delay lock"
 in_box daemonlet status >"$work/status.out" 2>&1 || bad "daemonlet status over /run/daemonlet/api.sock failed under the hardened unit: $(cat "$work/status.out")"
-[ "$(in_box stat -c %a /run/daemonlet/api.sock)" = 660 ] || bad "the API socket is not 0660"
+[ "$(in_box stat -c '%a %G' /run/daemonlet/api.sock)" = "660 daemonlet" ] || bad "the API socket is not 0660 group daemonlet: $(in_box stat -c '%a %G' /run/daemonlet/api.sock)"
 say "started: status '$status', delay lock held"
 say "hardening: $(in_box systemd-analyze security daemonlet --no-pager 2>/dev/null | tail -1)"
 
@@ -153,8 +98,7 @@ say "systemctl restart daemonlet: the same 4 containers, none restarted"
 # systemctl poweroff: the hold keeps the machine up while applications drain first.
 poweroff_t0=$(date +%s)
 docker exec -d "$box" systemctl poweroff
-powered_off() { [ "$(docker inspect -f '{{.State.Running}}' "$box")" = false ]; }
-wait_for 120 powered_off || bad "the systemd container did not power off"
+wait_for 120 box_powered_off "$box" || bad "the systemd container did not power off"
 box_end=$(epoch "$(docker inspect -f '{{.State.FinishedAt}}' "$box")")
 last_app=$(docker events --since "$poweroff_t0" --until "$(( $(date +%s) + 1 ))" --filter label=io.daemonlet.instance=systemd-e2e \
   --filter label=io.daemonlet.kind=task --filter event=die --format '{{.TimeNano}}' | sort -n | tail -1)
