@@ -912,6 +912,25 @@ asio::awaitable<Result<ContainerInfo>> ContainerdRuntime::inspect(std::string id
   co_return self->withHealth(r->info);
 }
 
+asio::awaitable<Result<VolumeInfo>> ContainerdRuntime::createVolume(VolumeSpec spec) {
+  co_return Error{Error::Code::Unsupported, "volume " + spec.name + ": named volumes are not implemented on containerd yet"};
+}
+
+asio::awaitable<Result<VolumeInfo>> ContainerdRuntime::inspectVolume(std::string name) {
+  co_return Error{Error::Code::NotFound, "volume " + name + ": named volumes are not implemented on containerd yet"};
+}
+
+asio::awaitable<Status> ContainerdRuntime::removeVolume(std::string) { co_return Done{}; }
+
+asio::awaitable<Result<std::vector<VolumeInfo>>> ContainerdRuntime::listVolumes(LabelSelector) {
+  co_return std::vector<VolumeInfo>{};
+}
+
+// Container output always goes to the per-container file log; no ECS log driver applies.
+asio::awaitable<Result<std::vector<std::string>>> ContainerdRuntime::logDrivers() {
+  co_return Error{Error::Code::Unsupported, "containerd has no log drivers; output goes to the container's log file"};
+}
+
 asio::awaitable<Result<std::vector<ContainerInfo>>> ContainerdRuntime::list(LabelSelector selector) {
   auto self = impl_;
   auto client = self->client;

@@ -47,6 +47,13 @@ class ContainerdRuntime final : public Runtime {
   asio::awaitable<Status> remove(std::string id) override;
   asio::awaitable<Result<ContainerInfo>> inspect(std::string id) override;
   asio::awaitable<Result<std::vector<ContainerInfo>>> list(LabelSelector selector) override;
+  // Named volumes and engine log drivers are Docker notions not built on containerd yet:
+  // creating a volume is a clear Unsupported error, and there is never one to list.
+  asio::awaitable<Result<VolumeInfo>> createVolume(VolumeSpec spec) override;
+  asio::awaitable<Result<VolumeInfo>> inspectVolume(std::string name) override;
+  asio::awaitable<Status> removeVolume(std::string name) override;
+  asio::awaitable<Result<std::vector<VolumeInfo>>> listVolumes(LabelSelector selector) override;
+  asio::awaitable<Result<std::vector<std::string>>> logDrivers() override;
   void watch(LabelSelector selector, EventHandlers handlers) override;
   void stopWatching() override;
 

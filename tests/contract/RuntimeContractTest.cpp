@@ -311,7 +311,8 @@ TEST_CASE("contract: failures come back as clear errors") {
   }
 }
 
-TEST_CASE("contract: named volumes are created with their driver options and labels, used, and removed") {
+// [docker]: named volumes and log drivers are not built on containerd yet (issue 12).
+TEST_CASE("contract: named volumes are created with their driver options and labels, used, and removed", "[docker]") {
   Engine e;
   VolumeSpec v;
   v.name = fmt::format("dltest-{}-vol", e.runId);
@@ -352,7 +353,7 @@ TEST_CASE("contract: named volumes are created with their driver options and lab
   CHECK(e.await(e.rt->removeVolume(v.name)).ok());  // already gone
 }
 
-TEST_CASE("contract: the engine names the log drivers it can use") {
+TEST_CASE("contract: the engine names the log drivers it can use", "[docker]") {
   Engine e;
   auto drivers = e.await(e.rt->logDrivers());
   REQUIRE(drivers.ok());

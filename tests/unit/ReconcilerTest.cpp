@@ -719,6 +719,7 @@ TEST_CASE("taskPolicy: tightened under a running task, the task is stopped and r
   w.settle();
   CHECK(w.observed.containers.empty());
   CHECK(taskStatus(w.step(), "host-1")->status == Status::Stopped);
+}
 
 TEST_CASE("a task that cannot start as defined (a missing secret) is STOPPED with the reason, holds nothing, and is tried again") {
   World w;
