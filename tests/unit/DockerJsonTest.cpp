@@ -106,3 +106,32 @@ TEST_CASE("docker: events are recognised and engine attributes are not labels") 
 TEST_CASE("docker: label filters are URL-encoded JSON") {
   CHECK(docker::filtersQuery({{"io.daemonlet.managed", "true"}}) == "%7B%22label%22%3A%5B%22io.daemonlet.managed%3Dtrue%22%5D%7D");
 }
+
+// Found by the docker_json fuzzer: the engine's JSON is not ours to trust, and a field of an
+// unexpected type threw out of the parser (nlohmann's value() on a non-object).
+TEST_CASE("docker: fields of an unexpected type are ignored, never thrown") {
+  auto noActor = docker::parseEvent(R"({"Type":"container","Action":"start","Actor":"abc"})");
+  REQUIRE(noActor);
+  CHECK(noActor->containerId.empty());
+  auto listAttributes = docker::parseEvent(R"({"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":[1]}})");
+  REQUIRE(listAttributes);
+  CHECK(listAttributes->labels.empty());
+  auto info = docker::parseInspect(json::parse(R"({"Id":"abc","State":{"Status":"exited","OOMKilled":"yes"}})"));
+  REQUIRE(info.ok());
+  CHECK_FALSE(info->oomKilled);
+  CHECK(info->state == ContainerState::Exited);
+}
+
+TEST_CASE("docker: the event stream is cut into lines whatever the chunks") {
+  const std::string stream = "{\"a\":1}\n\n{\"b\":2}\n{\"c\"";
+  for (std::size_t chunk = 1; chunk <= stream.size(); ++chunk) {
+    std::string buffer;
+    std::vector<std::string> lines;
+    for (std::size_t at = 0; at < stream.size(); at += chunk) {
+      buffer += stream.substr(at, chunk);
+      docker::takeLines(buffer, [&](std::string_view line) { lines.emplace_back(line); });
+    }
+    CHECK(lines == std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"});
+    CHECK(buffer == "{\"c\"");
+  }
+}
