@@ -39,6 +39,12 @@ struct Group {
   bool live() const {
     return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return !c->exited(); });
   }
+  // Nothing runs, and nothing will unless the agent starts it: every container has exited
+  // or was never started (an agent killed between create and start leaves such a copy).
+  // A copy that is not wanted any more is removed then.
+  bool stopped() const {
+    return std::all_of(containers.begin(), containers.end(), [](const auto* c) { return c->exited() || c->neverStarted(); });
+  }
   // The ids of one copy: a replacement or a retried rollout is a new copy with new ids.
   std::set<std::string> ids() const {
     std::set<std::string> out;
@@ -179,7 +185,7 @@ class Planner {
         // next boot, starts fresh copies instead of treating these exits as crashes.
         stopGroups(Kind::Daemon, def.family, groups, &def, "instance shutdown: applications drained");
         for (auto& [hash, g] : groups) {
-          if (!g.live()) removeGroup(Kind::Daemon, def.family, g);
+          if (g.stopped()) removeGroup(Kind::Daemon, def.family, g);
         }
         status.status = anyLive(groups) ? Status::Stopping : Status::Stopped;
         fillContainers(status.containers, groups, def.hash);
@@ -259,7 +265,7 @@ class Planner {
     for (Group* g : olds) {
       if (progress.ready) stopGroup(Kind::Daemon, def.family, *g, nullptr, fmt::format("replaced by r{}", def.revision));
       else if (g != standIn) stopGroup(Kind::Daemon, def.family, *g, nullptr, "extra copy");
-      if (!g->live()) removeGroup(Kind::Daemon, def.family, *g);
+      if (g->stopped()) removeGroup(Kind::Daemon, def.family, *g);
     }
   }
 
@@ -499,7 +505,7 @@ class Planner {
         }
         // A task changed under the same id: the old run goes first, no overlap.
         stopGroup(Kind::Task, task->id, g, nullptr, "definition changed");
-        if (!g.live()) removeGroup(Kind::Task, task->id, g);
+        if (g.stopped()) removeGroup(Kind::Task, task->id, g);
         staleLeft = true;
       }
       if (current) {
@@ -681,7 +687,7 @@ class Planner {
         stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "instance draining");
         // Removed once stopped: an exited container would read as "the task ended on its
         // own" and keep it from starting again after the drain or the next boot.
-        if (!g.live()) removeGroup(Kind::Task, task.id, g);
+        if (g.stopped()) removeGroup(Kind::Task, task.id, g);
       }
       status.status = anyRunningIn(groups) ? Status::Deactivating : Status::Stopped;
       if (status.status == Status::Stopped) status.stoppedReason = "Instance drained";
@@ -701,7 +707,7 @@ class Planner {
       if (desiredTask(id)) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Task, id, g, nullptr, "no longer desired");
-        if (!g.live()) removeGroup(Kind::Task, id, g);
+        if (g.stopped()) removeGroup(Kind::Task, id, g);
         undesiredTaskRunning = undesiredTaskRunning || g.anyRunning();
       }
     }
@@ -716,7 +722,7 @@ class Planner {
       if ((undesiredTaskRunning || shutdown) && !daemonsAlreadyStopping) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Daemon, family, g, nullptr, "no longer desired");
-        if (!g.live()) removeGroup(Kind::Daemon, family, g);
+        if (g.stopped()) removeGroup(Kind::Daemon, family, g);
       }
     }
   }

@@ -720,3 +720,35 @@ TEST_CASE("taskPolicy: tightened under a running task, the task is stopped and r
   CHECK(w.observed.containers.empty());
   CHECK(taskStatus(w.step(), "host-1")->status == Status::Stopped);
 }
+
+// Found by the chaos campaign (tests/chaos, seed 558342005596): the agent was killed between
+// creating a new revision's container and starting it, and the revision was reverted
+// meanwhile. The container, never started, was neither running nor exited: never stopped,
+// never removed, left on the engine for good and unknown to the API.
+TEST_CASE("a copy created but never started, of a revision no longer desired, is removed") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 2)};
+  w.apply(w.step());  // r2 created; the agent dies before it starts it
+  const std::string r2 = w.daemonContainer(0);
+  REQUIRE(w.find(r2));
+  REQUIRE(w.find(r2)->neverStarted());
+  w.desired.daemons = {simple("metrics", 1)};
+  w.settle();
+  CHECK_FALSE(w.find(r2));
+  CHECK(w.running(Kind::Daemon, "metrics").size() == 1);
+  CHECK(w.observed.containers.size() == 1);
+}
+
+TEST_CASE("a task created but never started is removed when it changes or goes") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}, {"web-2", simple("web", 1)}};
+  w.apply(w.step());  // created, not started
+  REQUIRE(w.observed.containers.size() == 2);
+  w.desired.tasks = {{"web-1", simple("web", 2)}};  // web-1 changed, web-2 gone
+  w.settle();
+  REQUIRE(w.observed.containers.size() == 1);
+  CHECK(w.observed.containers[0].revision == 2);
+  CHECK(w.observed.containers[0].running());
+}
