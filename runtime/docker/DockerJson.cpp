@@ -139,7 +139,9 @@ std::optional<Clock::time_point> parseTime(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
   const std::string s(text);
   if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6) return std::nullopt;
-  if (year <= 1) return std::nullopt;
+  // Docker's zero time is year 1; a year the nanosecond clock cannot hold (it spans about
+  // 1678 to 2262) would overflow it.
+  if (year < 1970 || year > 2200) return std::nullopt;
   tm.tm_year = year - 1900;
   tm.tm_mon = month - 1;
   tm.tm_mday = day;

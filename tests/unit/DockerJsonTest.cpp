@@ -135,3 +135,12 @@ TEST_CASE("docker: the event stream is cut into lines whatever the chunks") {
     CHECK(buffer == "{\"c\"");
   }
 }
+
+// Found by the docker_json fuzzer (a year 26 time stamp): a year outside what the
+// nanosecond clock holds (about 1678 to 2262) overflowed a signed 64-bit count (UB).
+TEST_CASE("docker: a time stamp the clock cannot hold is no time, not an overflow") {
+  CHECK_FALSE(docker::parseTime("0026-12-01T18:38:23.795335629Z"));
+  CHECK_FALSE(docker::parseTime("9999-12-31T23:59:59Z"));
+  CHECK(docker::parseTime("2026-12-01T18:38:23.795335629Z"));
+  CHECK(docker::parseTime("1970-01-01T00:00:00Z"));
+}
