@@ -47,6 +47,7 @@ struct World {
   Settings settings;
   config::TaskPolicy taskPolicy;
   bool drain = false, shutdown = false, confirmed = false, taskInFlight = false, daemonInFlight = false;
+  bool observedStale = false;
   int nextId = 0;
 
   Plan plan() {
@@ -60,6 +61,7 @@ struct World {
     in.drainRequested = drain;
     in.shutdownRequested = shutdown;
     in.tasksConfirmedGone = confirmed;
+    in.observedStale = observedStale;
     in.taskActionsInFlight = taskInFlight;
     in.daemonActionsInFlight = daemonInFlight;
     in.bootAt = bootAt;
@@ -159,6 +161,13 @@ struct World {
     return out;
   }
 };
+
+// The executor skips a step for a container that has one under way: what `p` would do to
+// `containerId` while its earlier step has not landed.
+inline void dropStepsOf(Plan& p, const std::string& containerId) {
+  p.actions.erase(std::remove_if(p.actions.begin(), p.actions.end(), [&](const Action& a) { return a.containerId == containerId; }),
+                  p.actions.end());
+}
 
 inline int count(const Plan& p, Action::Type type, Kind kind, const std::string& owner = "") {
   return static_cast<int>(std::count_if(p.actions.begin(), p.actions.end(), [&](const Action& a) {
