@@ -28,6 +28,7 @@ packages=(
   libsystemd-dev catch2 libbenchmark-dev
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
   gnuplot-nox
+  clang-14 libclang-rt-14-dev faketime
 )
 
 install_packages() {
