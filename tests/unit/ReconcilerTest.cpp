@@ -790,12 +790,7 @@ TEST_CASE("one copy (P1): the newest starts only once no copy but its stand-in i
   REQUIRE(count(starting, Type::Start, Kind::Daemon) == 1);
   const std::string r2 = starting.actions[0].containerId;
   w.desired.daemons = {simple("metrics", 3, 64, true)};
-  w.daemonInFlight = true;  // r2's start is under way
-  Plan p = w.step();
-  dropStepsOf(p, r2);
-  w.daemonInFlight = false;
-  w.apply(starting);  // r2's start lands
-  w.apply(p);
+  w.planWhileUnderWay(starting, r2);  // r3 planned while r2's start is under way
   for (int round = 0; round < 20; ++round) {
     Plan next = w.step();
     if (next.actions.empty()) break;
@@ -841,12 +836,7 @@ TEST_CASE("rolling update: a copy whose containers have not all started never st
   REQUIRE(count(starting, Type::Start, Kind::Daemon) == 1);  // r2's init
   const std::string r2init = starting.actions[0].containerId;
   w.desired.daemons = {prep(3)};
-  w.daemonInFlight = true;  // r2's init start is under way
-  Plan p = w.step();
-  dropStepsOf(p, r2init);
-  w.daemonInFlight = false;
-  w.apply(starting);  // r2's init runs
-  w.apply(p);
+  w.planWhileUnderWay(starting, r2init);  // r3 planned while r2's init start is under way
   for (int round = 0; round < 30; ++round) {
     Plan next = w.step();
     w.apply(next);

@@ -30,6 +30,13 @@ inline config::TaskDefinition simple(const std::string& family, int revision, in
                          family, revision, memory, cpu, health ? R"(,"healthCheck":{"command":["CMD","true"]})" : "", extra));
 }
 
+// The executor skips a step for a container that has one under way: what `p` would do to
+// `containerId` while its earlier step has not landed.
+inline void dropStepsOf(Plan& p, const std::string& containerId) {
+  p.actions.erase(std::remove_if(p.actions.begin(), p.actions.end(), [&](const Action& a) { return a.containerId == containerId; }),
+                  p.actions.end());
+}
+
 struct World {
   config::DesiredState desired;
   ObservedState observed;
@@ -142,6 +149,17 @@ struct World {
     c->finishedAt = wall();
   }
 
+  // Plans while `underWay`, a daemon step on `containerId`, has not landed (the executor
+  // skips that container's steps meanwhile), then lands it and applies the plan.
+  void planWhileUnderWay(const Plan& underWay, const std::string& containerId) {
+    daemonInFlight = true;
+    Plan p = step();
+    dropStepsOf(p, containerId);
+    daemonInFlight = false;
+    apply(underWay);
+    apply(p);
+  }
+
   // Steps and applies until nothing is left to do (or `limit` rounds).
   int settle(int limit = 20) {
     int rounds = 0;
@@ -161,13 +179,6 @@ struct World {
     return out;
   }
 };
-
-// The executor skips a step for a container that has one under way: what `p` would do to
-// `containerId` while its earlier step has not landed.
-inline void dropStepsOf(Plan& p, const std::string& containerId) {
-  p.actions.erase(std::remove_if(p.actions.begin(), p.actions.end(), [&](const Action& a) { return a.containerId == containerId; }),
-                  p.actions.end());
-}
 
 inline int count(const Plan& p, Action::Type type, Kind kind, const std::string& owner = "") {
   return static_cast<int>(std::count_if(p.actions.begin(), p.actions.end(), [&](const Action& a) {
