@@ -371,6 +371,8 @@ asio::awaitable<int> Agent::run() {
                     spawnGuarded(io_.get_executor(), resync("engine reconnected"), "resync", [this](auto& w, auto& e) { internalError(w, e); });
                   },
                   [this](const runtime::Error& e) {
+                    engineStale_ = true;  // until a listing after the reconnect (P2)
+                    ++engineDisconnects_;
                     if (engineOutages_.empty() || engineOutages_.back().to != WallTime::max()) {
                       engineOutages_.push_back({std::chrono::system_clock::now(), WallTime::max()});
                       if (engineOutages_.size() > kOutagesKept) engineOutages_.erase(engineOutages_.begin());
@@ -483,6 +485,7 @@ void Agent::tick() {
   in.hostBootAt = hostBootAt_;
   in.engineOutages = engineOutages_;
   in.runningAtLastSave = runningAtLastSave_;
+  in.observedStale = engineStale_;
   if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
@@ -534,8 +537,13 @@ asio::awaitable<void> Agent::resync(std::string why) {
   do {
     resyncAgain_ = false;
     ScopedFlag running(resyncing_);
+    const bool reconnected = engineOutages_.empty() || engineOutages_.back().to != WallTime::max();
+    const auto disconnects = engineDisconnects_;
     auto r = co_await executor_.refresh();
     if (!r) log_.warn("runtime: {} resync failed: {}", why, r.error().message);
+    // Only a listing begun after the event stream came back, and not cut by another
+    // outage, shows what survived.
+    if (r && reconnected && disconnects == engineDisconnects_) engineStale_ = false;
     auto orphans = co_await executor_.refreshOrphans();
     if (!orphans) log_.warn("runtime: listing other instances' containers failed: {}", orphans.error().message);
   } while (resyncAgain_);

@@ -3,6 +3,7 @@
 // the desired state, re-plans on every change (and once a second), and carries the plan
 // out through the executor.
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -110,6 +111,8 @@ class Agent final : public ApiBackend {
   std::string engineDescription_;
   bool resyncing_ = false;
   bool resyncAgain_ = false;
+  bool engineStale_ = false;  // the engine went away and has not been listed since
+  std::uint64_t engineDisconnects_ = 0;
   std::set<std::string> runningAtLastSave_;  // task ids, from the saved task records
   bool gateRemembered_ = false;
   bool terminating_ = false;

@@ -29,6 +29,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
   gnuplot-nox lintian dpkg-dev
+  clang-14 libclang-rt-14-dev faketime
 )
 
 install_packages() {
@@ -126,12 +127,23 @@ build_test_image() {
   say "image $image: built from busybox-static $(dpkg-query -W -f='${Version}' busybox-static) and verified (recipe $hash)"
 }
 
-build() {
+build() {  # build [CMAKE-ARGS...]
   say "building in $build"
-  cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$logs/cmake.log" 2>&1 \
+  cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$logs/cmake.log" 2>&1 \
     || { cat "$logs/cmake.log"; exit 1; }
   cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -60 "$logs/build.log"; exit 1; }
   say "built $build/agent/daemonlet"
+}
+
+# The sanitizer trees whose suites the test run includes (docs/reliability.md): ASan+UBSan
+# for the unit, contract and e2e suites; ThreadSanitizer for the suite of the HTTP worker
+# thread. Only the targets those suites need.
+build_sanitized() {  # build_sanitized NAME OPTION TARGET...
+  local dir=$build/$1 option=$2; shift 2
+  say "building $1 in $dir"
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-D$option=ON" >"$logs/cmake-$1.log" 2>&1 \
+    || { cat "$logs/cmake-$1.log"; exit 1; }
+  cmake --build "$dir" -j"$(nproc)" --target "$@" >"$logs/build-$1.log" 2>&1 || { tail -60 "$logs/build-$1.log"; exit 1; }
 }
 
 install_packages
@@ -140,7 +152,17 @@ build_test_image
 case "$mode" in
   setup) build ;;
   test)
-    build
+    # The fuzz smoke (tests/fuzz/fuzz.sh builds build/fuzz) and the chaos trials are part
+    # of every run. DAEMONLET_SANITIZERS=1 adds the ASan+UBSan and TSan trees and their
+    # suites (docs/reliability.md: not yet inside the 30-minute CI budget).
+    trees=(-DDAEMONLET_FUZZ_BUILD="$build/fuzz" -DDAEMONLET_ASAN_BUILD= -DDAEMONLET_TSAN_BUILD=)
+    if [ -n "${DAEMONLET_SANITIZERS:-}" ]; then
+      build_sanitized asan DAEMONLET_SANITIZE daemonlet config_tests runtime_tests agent_tests control_endpoint_tests \
+        runtime_contract_tests executor_engine_tests
+      build_sanitized tsan DAEMONLET_TSAN control_endpoint_tests
+      trees=(-DDAEMONLET_FUZZ_BUILD="$build/fuzz" -DDAEMONLET_ASAN_BUILD="$build/asan" -DDAEMONLET_TSAN_BUILD="$build/tsan")
+    fi
+    build "${trees[@]}"
     cd "$build"
     exec ctest --output-on-failure --timeout 900
     ;;

@@ -10,7 +10,6 @@
 #include <boost/beast/core.hpp>
 #include <fmt/format.h>
 
-#include "runtime/JsonText.h"
 
 namespace daemonlet::agent {
 namespace {
@@ -18,26 +17,9 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
-using nlohmann::json;
 
 constexpr auto kIdleTimeout = std::chrono::seconds(10);
-constexpr std::size_t kMaxBody = 64 * 1024;
 constexpr int kMaxConnections = 64;
-
-IntrospectionApi::Response reply(const IntrospectionApi::Request& req, http::status status, std::string body,
-                                 const char* contentType = "application/json") {
-  IntrospectionApi::Response res{status, req.version()};
-  res.set(http::field::server, "daemonlet/" DAEMONLET_VERSION);
-  res.set(http::field::content_type, contentType);
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-IntrospectionApi::Response error(const IntrospectionApi::Request& req, http::status status, const std::string& message) {
-  return reply(req, status, jsonText(json{{"error", message}}) + "\n");
-}
 
 }  // namespace
 
@@ -61,7 +43,7 @@ std::optional<tcp::endpoint> parseListenAddress(const std::string& hostPort) {
 }
 
 IntrospectionApi::IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log)
-    : executor_(executor), backend_(backend), log_(log), acceptor_(executor), socketAcceptor_(executor) {}
+    : executor_(executor), router_(backend, log), log_(log), acceptor_(executor), socketAcceptor_(executor) {}
 
 IntrospectionApi::~IntrospectionApi() { stop(); }
 
@@ -165,17 +147,14 @@ asio::awaitable<void> IntrospectionApi::serve(Socket socket, Channel channel) {
   beast::flat_buffer buffer;
   while (!*stopped) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(kMaxBody);
+    parser.body_limit(ApiRouter::kMaxBody);
     stream.expires_after(kIdleTimeout);
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (*stopped) co_return;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset) break;
     if (ec) {
       // Garbage: say so once and hang up.
-      Request bad;
-      bad.version(11);
-      auto res = error(bad, http::status::bad_request, fmt::format("malformed request: {}", ec.message()));
-      res.keep_alive(false);
+      auto res = ApiRouter::malformed(ec.message());
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
       break;
     }
@@ -187,78 +166,8 @@ asio::awaitable<void> IntrospectionApi::serve(Socket socket, Channel channel) {
   stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
 }
 
-IntrospectionApi::Response IntrospectionApi::handle(const Request& req, Channel channel) {
-  std::string path(req.target());
-  if (channel == Channel::Tcp && req.find(http::field::origin) != req.end()) {
-    // A browser: any web page could otherwise read this host's tasks or post a drain.
-    return error(req, http::status::forbidden, "requests from web pages (with an Origin header) are refused");
-  }
-  const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
-  if (channel == Channel::Tcp && !get) {
-    auto res = error(req, http::status::method_not_allowed,
-                     "the TCP listener is read-only: drain and undrain go through the API socket (apiSocket; daemonlet drain)");
-    res.set(http::field::allow, "GET");
-    return res;
-  }
-  if (const auto q = path.find('?'); q != std::string::npos) path.resize(q);
-  auto onlyGet = [&]() {
-    auto res = error(req, http::status::method_not_allowed, fmt::format("{} takes GET", path));
-    res.set(http::field::allow, "GET");
-    return res;
-  };
-
-  if (path == "/healthz") {
-    if (!get) return onlyGet();
-    return backend_.loopAlive() ? reply(req, http::status::ok, "ok\n", "text/plain")
-                                : reply(req, http::status::service_unavailable, "agent loop stalled\n", "text/plain");
-  }
-  if (path == "/readyz") {
-    if (!get) return onlyGet();
-    const bool open = backend_.plan().memory.gateOpenedAt.has_value();
-    return open ? reply(req, http::status::ok, "slot gate open\n", "text/plain")
-                : reply(req, http::status::service_unavailable, "slot gate closed: waiting for critical daemons\n", "text/plain");
-  }
-  if (path == "/metrics") {
-    if (!get) return onlyGet();
-    return reply(req, http::status::ok, metricsText(backend_.instance(), backend_.plan(), backend_.metrics()), "text/plain; version=0.0.4");
-  }
-  if (path == "/v1/metadata") {
-    if (!get) return onlyGet();
-    return reply(req, http::status::ok, jsonText(metadataDocument(backend_.instance(), backend_.plan())) + "\n");
-  }
-  if (path == "/v1/daemons") {
-    if (!get) return onlyGet();
-    return reply(req, http::status::ok, jsonText(daemonsDocument(backend_.plan())) + "\n");
-  }
-  if (path == "/v1/tasks") {
-    if (!get) return onlyGet();
-    return reply(req, http::status::ok, jsonText(tasksDocument(backend_.plan())) + "\n");
-  }
-  if (path.rfind("/v1/tasks/", 0) == 0) {
-    if (!get) return onlyGet();
-    const std::string id = path.substr(10);
-    for (const auto& t : backend_.plan().tasks) {
-      if (t.id == id) return reply(req, http::status::ok, jsonText(taskDocument(t)) + "\n");
-    }
-    return error(req, http::status::not_found, fmt::format("no task '{}' on this instance", id));
-  }
-  if (path == "/v1/drain") {
-    const bool post = req.method() == http::verb::post;
-    if (!post && req.method() != http::verb::delete_) {
-      auto res = error(req, http::status::method_not_allowed, "/v1/drain takes POST (drain) or DELETE (undrain)");
-      res.set(http::field::allow, "POST, DELETE");
-      return res;
-    }
-    if (post) {
-      log_.info("drain requested through the introspection API");
-      backend_.requestDrain();
-    } else {
-      log_.info("undrain requested through the introspection API");
-      if (!backend_.requestUndrain()) return error(req, http::status::conflict, "the instance is shutting down: undrain refused");
-    }
-    return reply(req, http::status::accepted, jsonText(json{{"phase", toString(backend_.plan().phase)}, {"draining", post}}) + "\n");
-  }
-  return error(req, http::status::not_found, fmt::format("no endpoint {}", path));
+IntrospectionApi::Response IntrospectionApi::handle(const Request& request, Channel channel) {
+  return router_.handle(request, channel);
 }
 
 }  // namespace daemonlet::agent

@@ -8,34 +8,19 @@
 #include <memory>
 #include <string>
 
-#include <boost/beast/http.hpp>
-
 #include "agent/Logger.h"
-#include "agent/api/StatusDocuments.h"
+#include "agent/api/ApiRouter.h"
 #include "runtime/Asio.h"
 #include "runtime/Result.h"
 
 namespace daemonlet::agent {
-
-// Where the documents come from and where a drain request goes.
-class ApiBackend {
- public:
-  virtual ~ApiBackend() = default;
-  virtual const Plan& plan() const = 0;
-  virtual InstanceInfo instance() const = 0;
-  virtual const AgentMetrics& metrics() const = 0;
-  virtual bool loopAlive() const = 0;
-  virtual void requestDrain() = 0;
-  // Admit application tasks again. False (and nothing changes) while a shutdown runs.
-  virtual bool requestUndrain() = 0;
-};
 
 class IntrospectionApi {
  public:
   IntrospectionApi(asio::any_io_executor executor, ApiBackend& backend, Logger& log);
   ~IntrospectionApi();
 
-  enum class Channel { Tcp, Socket };
+  using Channel = ApiRouter::Channel;
 
   // Binds HOST:PORT (port 0 = any), read-only. A non-loopback address is refused unless allowed.
   runtime::Status listen(const std::string& hostPort, bool allowNonLoopback);
@@ -45,9 +30,8 @@ class IntrospectionApi {
   unsigned short port() const;
   void stop();
 
-  using Request = boost::beast::http::request<boost::beast::http::string_body>;
-  using Response = boost::beast::http::response<boost::beast::http::string_body>;
-  // The routing, apart from the sockets.
+  using Request = ApiRouter::Request;
+  using Response = ApiRouter::Response;
   Response handle(const Request& request, Channel channel);
 
  private:
@@ -58,7 +42,7 @@ class IntrospectionApi {
   int& connectionsOf(Channel channel) { return channel == Channel::Tcp ? tcpConnections_ : socketConnections_; }
 
   asio::any_io_executor executor_;
-  ApiBackend& backend_;
+  ApiRouter router_;
   Logger& log_;
   asio::ip::tcp::acceptor acceptor_;
   asio::local::stream_protocol::acceptor socketAcceptor_;

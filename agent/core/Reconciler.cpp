@@ -45,6 +45,9 @@ struct Group {
   bool stopped() const {
     return std::all_of(containers.begin(), containers.end(), [](const auto* c) { return c->exited() || c->neverStarted(); });
   }
+  bool anyNeverStarted() const {
+    return std::any_of(containers.begin(), containers.end(), [](const auto* c) { return c->neverStarted(); });
+  }
   // The ids of one copy: a replacement or a retried rollout is a new copy with new ids.
   std::set<std::string> ids() const {
     std::set<std::string> out;
@@ -60,7 +63,9 @@ struct Group {
   // its family while a new revision comes up.
   bool serving() const {
     return anyRunning() && std::none_of(containers.begin(), containers.end(), [](const auto* c) {
-             return c->running() && (c->health == runtime::Health::Unhealthy || c->health == runtime::Health::Starting);
+             // Not while a container never started: an init container running ahead of
+             // its main one is not the service (chaos seed 397328385968).
+             return c->neverStarted() || (c->running() && (c->health == runtime::Health::Unhealthy || c->health == runtime::Health::Starting));
            });
   }
 };
@@ -134,7 +139,9 @@ class Planner {
 
     rollDaemons(stopDaemons);
     gateApplications();
-    appsMayStart_ = plan_.memory.gateOpenedAt && (criticalDown_.empty() || plan_.memory.gateForced);
+    // Not on a view the engine has not confirmed since an outage: the daemons it shows as
+    // up may have died with the engine (P2).
+    appsMayStart_ = plan_.memory.gateOpenedAt && !in_.observedStale && (criticalDown_.empty() || plan_.memory.gateForced);
     if (!draining && plan_.phase == Phase::DaemonsPending && plan_.memory.gateOpenedAt) plan_.phase = Phase::Active;
     accountResources();
     if (draining) drain();
@@ -185,7 +192,7 @@ class Planner {
         // next boot, starts fresh copies instead of treating these exits as crashes.
         stopGroups(Kind::Daemon, def.family, groups, &def, "instance shutdown: applications drained");
         for (auto& [hash, g] : groups) {
-          if (g.stopped()) removeGroup(Kind::Daemon, def.family, g);
+          if (removable(Kind::Daemon, g)) removeGroup(Kind::Daemon, def.family, g);
         }
         status.status = anyLive(groups) ? Status::Stopping : Status::Stopped;
         fillContainers(status.containers, groups, def.hash);
@@ -214,6 +221,11 @@ class Planner {
       }
     }
 
+    // P1: the new copy may be created, but starts only once no copy but the stand-in is
+    // live: an extra left by a crash, or a revision superseded while its start was under
+    // way, goes first, so that old and new are all that ever run together.
+    const bool extraLive = std::any_of(olds.begin(), olds.end(), [&](const Group* g) { return g != standIn && g->live(); });
+
     Backoff* failedRollout = nullptr;
     if (auto it = plan_.memory.failedRollouts.find(def.family); it != plan_.memory.failedRollouts.end() && it->second.hash == def.hash)
       failedRollout = &it->second;
@@ -228,11 +240,11 @@ class Planner {
           note("daemon {}: definition changed but revision r{} was not bumped; rolling out all the same", def.family, def.revision);
         if (standIn) note("daemon {}: rolling out r{} beside r{}", def.family, def.revision, standIn->revision);
         static const Group empty;
-        advance(Kind::Daemon, def.family, def, empty, "");
+        advance(Kind::Daemon, def.family, def, empty, "", !extraLive);
       }
       status.status = Status::Pending;
     } else {
-      progress = advance(Kind::Daemon, def.family, def, *current, "");
+      progress = advance(Kind::Daemon, def.family, def, *current, "", !extraLive);
       const TimePoint seen = seenSince(def.family + "/" + def.hash);
       if (!progress.failed && !progress.ready && standIn) wakeBy(seen + startTimeout(def) + std::chrono::milliseconds(1));
       if (!progress.failed && !progress.ready && standIn && in_.now - seen > startTimeout(def)) {
@@ -265,7 +277,7 @@ class Planner {
     for (Group* g : olds) {
       if (progress.ready) stopGroup(Kind::Daemon, def.family, *g, nullptr, fmt::format("replaced by r{}", def.revision));
       else if (g != standIn) stopGroup(Kind::Daemon, def.family, *g, nullptr, "extra copy");
-      if (g->stopped()) removeGroup(Kind::Daemon, def.family, *g);
+      if (removable(Kind::Daemon, *g)) removeGroup(Kind::Daemon, def.family, *g);
     }
   }
 
@@ -319,7 +331,8 @@ class Planner {
   // ---- one copy toward running, in dependsOn order --------------------------------------
 
   // Creates what is missing and starts what may start. `group` may be empty.
-  Progress advance(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId) {
+  Progress advance(Kind kind, const std::string& owner, const TaskDefinition& def, const Group& group, const std::string& taskId,
+                   bool mayStart = true) {
     Progress p = progressOf(def, group);
     if (def.networkMode == config::NetworkMode::Awsvpc && !networkHolderUp(kind, owner, def, group, taskId)) return p;
     for (const auto& c : def.containers) {
@@ -345,7 +358,7 @@ class Planner {
       if (!oc) {
         // Created as soon as its volume sources exist, started once its dependencies allow.
         if (blocked != "volumes") addCreate(kind, owner, def, c.name, name);
-      } else if (blocked.empty()) {
+      } else if (blocked.empty() && mayStart) {
         addStart(kind, owner, *oc, "dependencies met");
       }
     }
@@ -505,7 +518,7 @@ class Planner {
         }
         // A task changed under the same id: the old run goes first, no overlap.
         stopGroup(Kind::Task, task->id, g, nullptr, "definition changed");
-        if (g.stopped()) removeGroup(Kind::Task, task->id, g);
+        if (removable(Kind::Task, g)) removeGroup(Kind::Task, task->id, g);
         staleLeft = true;
       }
       if (current) {
@@ -695,7 +708,7 @@ class Planner {
         stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "instance draining");
         // Removed once stopped: an exited container would read as "the task ended on its
         // own" and keep it from starting again after the drain or the next boot.
-        if (g.stopped()) removeGroup(Kind::Task, task.id, g);
+        if (removable(Kind::Task, g)) removeGroup(Kind::Task, task.id, g);
       }
       status.status = anyRunningIn(groups) ? Status::Deactivating : Status::Stopped;
       if (status.status == Status::Stopped) status.stoppedReason = "Instance drained";
@@ -715,7 +728,7 @@ class Planner {
       if (desiredTask(id)) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Task, id, g, nullptr, "no longer desired");
-        if (g.stopped()) removeGroup(Kind::Task, id, g);
+        if (removable(Kind::Task, g)) removeGroup(Kind::Task, id, g);
         undesiredTaskRunning = undesiredTaskRunning || g.anyRunning();
       }
     }
@@ -730,7 +743,7 @@ class Planner {
       if ((undesiredTaskRunning || shutdown) && !daemonsAlreadyStopping) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Daemon, family, g, nullptr, "no longer desired");
-        if (g.stopped()) removeGroup(Kind::Daemon, family, g);
+        if (removable(Kind::Daemon, g)) removeGroup(Kind::Daemon, family, g);
       }
     }
   }
@@ -750,6 +763,14 @@ class Planner {
         if (const ContainerDefinition* cd = def->container(c->container); cd && cd->stopTimeoutSeconds) a.stopTimeout = seconds(*cd->stopTimeoutSeconds);
       }
     }
+  }
+
+  // A copy that is not wanted goes once nothing of it runs. One with a container never
+  // started waits while steps of its kind are under way: one may be that container's
+  // start, and removing its siblings meanwhile would leave a part that looks whole.
+  bool removable(Kind kind, const Group& g) const {
+    const bool inFlight = kind == Kind::Daemon ? in_.daemonActionsInFlight : in_.taskActionsInFlight;
+    return g.stopped() && !(g.anyNeverStarted() && inFlight);
   }
 
   void removeGroup(Kind kind, const std::string& owner, const Group& g) {

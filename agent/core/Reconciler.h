@@ -87,6 +87,9 @@ struct Inputs {
   // Exits before the host booted or during an engine outage count as failures (3.4).
   std::optional<WallTime> hostBootAt;
   std::vector<EngineOutage> engineOutages;
+  // The engine was unreachable and has not been listed since: what `observed` says runs
+  // may have died with it. No application starts on such a view (P2).
+  bool observedStale = false;
   // Tasks whose saved record said RUNNING when this agent started: only their exits from
   // before the boot were the host going away.
   std::set<std::string> runningAtLastSave;

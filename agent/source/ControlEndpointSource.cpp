@@ -90,6 +90,15 @@ ControlEndpointSource::Settings ControlEndpointSource::settingsFrom(const config
 }
 
 ControlEndpointSource::ControlEndpointSource(asio::any_io_executor executor, Settings settings, Registration registration, Logger& log)
+    : ControlEndpointSource(executor, std::move(settings), std::move(registration), log, Transport{}) {
+  worker_ = std::make_unique<HttpWorker>(executor);
+  transport_ = [worker = worker_.get()](HttpRequest request, std::function<void(HttpResponse)> done) {
+    worker->submit(std::move(request), std::move(done));
+  };
+}
+
+ControlEndpointSource::ControlEndpointSource(asio::any_io_executor executor, Settings settings, Registration registration, Logger& log,
+                                             Transport transport)
     : executor_(executor),
       settings_(std::move(settings)),
       registration_(std::move(registration)),
@@ -99,7 +108,7 @@ ControlEndpointSource::ControlEndpointSource(asio::any_io_executor executor, Set
       control_{"control", asio::steady_timer(executor)},
       report_{"report", asio::steady_timer(executor)},
       heartbeat_(executor),
-      worker_(executor) {}
+      transport_(std::move(transport)) {}
 
 ControlEndpointSource::~ControlEndpointSource() = default;
 
@@ -145,7 +154,7 @@ bool ControlEndpointSource::prepare(HttpRequest& request, Channel& channel, std:
 }
 
 void ControlEndpointSource::submit(HttpRequest request, std::function<void(const HttpResponse&)> done) {
-  worker_.submit(std::move(request), [weak = std::weak_ptr<char>(alive_), done = std::move(done)](HttpResponse r) {
+  transport_(std::move(request), [weak = std::weak_ptr<char>(alive_), done = std::move(done)](HttpResponse r) {
     if (weak.lock()) done(r);
   });
 }

@@ -53,7 +53,13 @@ class ControlEndpointSource final : public DesiredStateSource {
 
   static Settings settingsFrom(const config::AgentConfig& config);
 
+  // Where requests go: by default an HttpWorker; a test or a fuzzer may answer them itself
+  // (`done` must run on the executor, later, as the worker's completions do).
+  using Transport = std::function<void(HttpRequest request, std::function<void(HttpResponse)> done)>;
+
   ControlEndpointSource(asio::any_io_executor executor, Settings settings, Registration registration, Logger& log);
+  ControlEndpointSource(asio::any_io_executor executor, Settings settings, Registration registration, Logger& log,
+                        Transport transport);
   ~ControlEndpointSource() override;
 
   void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) override;
@@ -115,7 +121,8 @@ class ControlEndpointSource final : public DesiredStateSource {
   std::int64_t errors_ = 0;
 
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // completions check it
-  HttpWorker worker_;  // last: destroyed (and joined) first
+  std::unique_ptr<HttpWorker> worker_;  // null with a given Transport
+  Transport transport_;                 // last: destroyed (and the worker joined) first
 };
 
 }  // namespace daemonlet::agent

@@ -24,6 +24,19 @@ std::int64_t nanos(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
 }
 
+bool flag(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
+// The member `key` when it is an object; an empty object otherwise (nlohmann's value()
+// throws on a non-object, and the engine's JSON is not ours to trust).
+const json& objectAt(const json& j, const char* key) {
+  static const json empty = json::object();
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : empty;
+}
+
 Labels labelsOf(const json& j) {
   Labels out;
   if (!j.is_object()) return out;
@@ -126,7 +139,9 @@ std::optional<Clock::time_point> parseTime(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
   const std::string s(text);
   if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6) return std::nullopt;
-  if (year <= 1) return std::nullopt;
+  // Docker's zero time is year 1; a year the nanosecond clock cannot hold (it spans about
+  // 1678 to 2262) would overflow it.
+  if (year < 1970 || year > 2200) return std::nullopt;
   tm.tm_year = year - 1900;
   tm.tm_mon = month - 1;
   tm.tm_mday = day;
@@ -161,7 +176,7 @@ Result<ContainerInfo> parseInspect(const json& j) {
   if (auto state = j.find("State"); state != j.end() && state->is_object()) {
     c.state = parseState(str(*state, "Status"));
     c.exitCode = static_cast<int>(num(*state, "ExitCode"));
-    c.oomKilled = state->value("OOMKilled", false);
+    c.oomKilled = flag(*state, "OOMKilled");
     c.startedAt = parseTime(str(*state, "StartedAt"));
     c.finishedAt = parseTime(str(*state, "FinishedAt"));
     if (auto health = state->find("Health"); health != state->end() && health->is_object()) c.health = parseHealth(str(*health, "Status"));
@@ -231,10 +246,10 @@ std::optional<RuntimeEvent> parseEvent(std::string_view line) {
   } else {
     return std::nullopt;
   }
-  const json actor = j.value("Actor", json::object());
+  const json& actor = objectAt(j, "Actor");
   e.containerId = str(actor, "ID");
   // Attributes mix the container's labels with a few of the engine's own keys.
-  e.labels = labelsOf(actor.value("Attributes", json::object()));
+  e.labels = labelsOf(objectAt(actor, "Attributes"));
   if (auto code = e.labels.find("exitCode"); code != e.labels.end()) {
     try {
       e.exitCode = std::stoi(code->second);
@@ -247,6 +262,14 @@ std::optional<RuntimeEvent> parseEvent(std::string_view line) {
   e.time = timeNano > 0 ? Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(timeNano)))
                         : Clock::now();
   return e;
+}
+
+void takeLines(std::string& buffer, const std::function<void(std::string_view)>& onLine) {
+  std::size_t start = 0;
+  for (std::size_t end; (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
+    if (end > start) onLine(std::string_view(buffer).substr(start, end - start));
+  }
+  buffer.erase(0, start);
 }
 
 std::string urlEncode(std::string_view text) {

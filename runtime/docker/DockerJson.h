@@ -1,6 +1,7 @@
 #pragma once
 // Internal to runtime/: translation between our container values and the Docker Engine
 // API's JSON (API 1.40/1.41). Pure functions, tested without an engine.
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,9 @@ Result<VolumeInfo> parseVolume(const nlohmann::json& volume);
 std::vector<std::string> parseLogDrivers(const nlohmann::json& info);
 // nullopt for events we do not track (exec_*, attach, ...) or lines that are not JSON.
 std::optional<RuntimeEvent> parseEvent(std::string_view line);
+// The event stream's framing: hands each complete, non-empty line of `buffer` to `onLine`
+// and keeps only the unfinished rest, so that bytes may arrive in any chunks.
+void takeLines(std::string& buffer, const std::function<void(std::string_view)>& onLine);
 // `{"label":["k=v",...]}` plus `extra` filters, URL-encoded for a query string.
 std::string filtersQuery(const LabelSelector& selector, const nlohmann::json& extra = nlohmann::json::object());
 // RFC 3339 with nanoseconds, as Docker writes it; its zero time ("0001-01-01T00:00:00Z") is nullopt.

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/docker/DockerJson.h"
+
 namespace daemonlet::runtime {
 namespace {
 
@@ -160,12 +162,7 @@ asio::awaitable<Status> UnixHttpClient::streamLines(http::verb method, std::stri
   if (onOpen) onOpen();
   while (!parser.is_done()) {
     co_await http::async_read_some(*stream, buffer, parser, redirect_error(use_awaitable, ec));
-    auto& body = parser.get().body();
-    std::size_t start = 0;
-    for (std::size_t end; (end = body.find('\n', start)) != std::string::npos; start = end + 1) {
-      if (end > start) onLine(std::string_view(body).substr(start, end - start));
-    }
-    body.erase(0, start);
+    docker::takeLines(parser.get().body(), onLine);
     if (ec) break;
   }
   if (!ec || ec == http::error::end_of_stream) co_return Error{Error::Code::Unavailable, fmt::format("{}: the engine ended the stream", what)};

@@ -1,16 +1,17 @@
-// Any bytes in, never a crash or a hang: the parser sees files and control responses
-// that nobody checked.
+// Any bytes in, never a crash or a hang: the parser sees task files nobody checked. Both
+// formats, because a .json file is strict JSON and anything else is YAML.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "config/DesiredState.h"
 #include "config/TaskDefinitionParser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace daemonlet::config;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto definition = daemonlet::config::parseTaskDefinition(text, "fuzz");
-  for (const auto& d : definition.diagnostics) (void)d.format();
-  (void)daemonlet::config::parseDesiredState(text, "fuzz");
+  for (auto format : {DocumentFormat::Json, DocumentFormat::Yaml}) {
+    auto definition = parseTaskDefinition(text, "fuzz", format);
+    for (const auto& d : definition.diagnostics) (void)d.format();
+  }
   return 0;
 }

@@ -123,3 +123,41 @@ TEST_CASE("docker: volumes, the engine's log drivers and a container's log drive
   REQUIRE(c.ok());
   CHECK(c->logDriver == "awslogs");
 }
+
+// Found by the docker_json fuzzer: the engine's JSON is not ours to trust, and a field of an
+// unexpected type threw out of the parser (nlohmann's value() on a non-object).
+TEST_CASE("docker: fields of an unexpected type are ignored, never thrown") {
+  auto noActor = docker::parseEvent(R"({"Type":"container","Action":"start","Actor":"abc"})");
+  REQUIRE(noActor);
+  CHECK(noActor->containerId.empty());
+  auto listAttributes = docker::parseEvent(R"({"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":[1]}})");
+  REQUIRE(listAttributes);
+  CHECK(listAttributes->labels.empty());
+  auto info = docker::parseInspect(json::parse(R"({"Id":"abc","State":{"Status":"exited","OOMKilled":"yes"}})"));
+  REQUIRE(info.ok());
+  CHECK_FALSE(info->oomKilled);
+  CHECK(info->state == ContainerState::Exited);
+}
+
+TEST_CASE("docker: the event stream is cut into lines whatever the chunks") {
+  const std::string stream = "{\"a\":1}\n\n{\"b\":2}\n{\"c\"";
+  for (std::size_t chunk = 1; chunk <= stream.size(); ++chunk) {
+    std::string buffer;
+    std::vector<std::string> lines;
+    for (std::size_t at = 0; at < stream.size(); at += chunk) {
+      buffer += stream.substr(at, chunk);
+      docker::takeLines(buffer, [&](std::string_view line) { lines.emplace_back(line); });
+    }
+    CHECK(lines == std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"});
+    CHECK(buffer == "{\"c\"");
+  }
+}
+
+// Found by the docker_json fuzzer (a year 26 time stamp): a year outside what the
+// nanosecond clock holds (about 1678 to 2262) overflowed a signed 64-bit count (UB).
+TEST_CASE("docker: a time stamp the clock cannot hold is no time, not an overflow") {
+  CHECK_FALSE(docker::parseTime("0026-12-01T18:38:23.795335629Z"));
+  CHECK_FALSE(docker::parseTime("9999-12-31T23:59:59Z"));
+  CHECK(docker::parseTime("2026-12-01T18:38:23.795335629Z"));
+  CHECK(docker::parseTime("1970-01-01T00:00:00Z"));
+}

@@ -782,3 +782,98 @@ TEST_CASE("a task created but never started is removed when it changes or goes")
   CHECK(w.observed.containers[0].revision == 2);
   CHECK(w.observed.containers[0].running());
 }
+
+// Found by the chaos campaign (seeds 925475689485, 150689723297): a task's start failed
+// while the engine was down and was planned again; the engine came back and the start went
+// through before the agent had listed again, while the critical daemons that had died with
+// the engine were still "healthy" in its stale view (P2).
+TEST_CASE("slot gate (P2): no application starts on a view the engine has not confirmed since an outage") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  REQUIRE(w.running(Kind::Task).size() == 1);
+  w.exit(w.taskContainer("web-1"), 137);  // killed
+  w.apply(w.step());                       // seen: replaced after its backoff
+  w.now += 5s;
+  w.observedStale = true;  // the engine went away, and has not been listed since it came back
+  w.settle();
+  CHECK(w.running(Kind::Task).empty());
+  CHECK(count(w.plan(), Type::Start, Kind::Task) == 0);
+  CHECK(count(w.plan(), Type::Create, Kind::Task) == 0);
+  CHECK(taskStatus(w.plan(), "web-1")->status != Status::Running);
+  w.observedStale = false;  // listed again: the daemon really runs
+  w.settle();
+  CHECK(w.running(Kind::Task).size() == 1);
+}
+
+// Found by the chaos campaign (seed 882158501961): mon rolled from r1 to r2, and r3
+// arrived while r2's start was under way. r2's start landed and r3 was started beside it
+// before r2 had stopped: r1, r2 and r3 ran at once (P1 allows old and new only).
+TEST_CASE("one copy (P1): the newest starts only once no copy but its stand-in is left") {
+  World w;
+  w.desired.daemons = {simple("metrics", 1, 64, true)};
+  w.settle();
+  w.desired.daemons = {simple("metrics", 2, 64, true)};
+  w.apply(w.step());  // r2 created
+  Plan starting = w.step();
+  REQUIRE(count(starting, Type::Start, Kind::Daemon) == 1);
+  const std::string r2 = starting.actions[0].containerId;
+  w.desired.daemons = {simple("metrics", 3, 64, true)};
+  w.planWhileUnderWay(starting, r2);  // r3 planned while r2's start is under way
+  for (int round = 0; round < 20; ++round) {
+    Plan next = w.step();
+    if (next.actions.empty()) break;
+    if (count(next, Type::Start, Kind::Daemon, "metrics") > 0) CHECK(w.running(Kind::Daemon, "metrics").size() <= 1);
+    w.apply(next);
+  }
+  REQUIRE(w.running(Kind::Daemon, "metrics").size() == 1);
+  CHECK(w.running(Kind::Daemon, "metrics")[0]->revision == 3);
+}
+
+// Found by the chaos campaign (seed 397328385968): prep (an init container, then main) rolled
+// from r1 to r2, and r3 arrived while r2's init start was under way. Once it landed, r2 was
+// "serving" (a running container, none unhealthy) although its main had never started, so
+// it became the stand-in and r1, the only copy that served, was stopped as an extra: prep
+// was down, and a task started meanwhile (P1's overlap and P2's gate both rely on it).
+TEST_CASE("rolling update: a copy whose containers have not all started never stands in") {
+  auto prep = [](int revision) {
+    return def(fmt::format(R"({{"family":"prep","revision":{},"containerDefinitions":[)"
+                           R"({{"name":"init","image":"i","memory":8,"essential":false}},)"
+                           R"({{"name":"main","image":"i","memory":8,"dependsOn":[{{"containerName":"init","condition":"SUCCESS"}}]}}]}})",
+                           revision));
+  };
+  auto mainsRunning = [](const World& w) {
+    int n = 0;
+    for (const auto* c : w.running(Kind::Daemon, "prep")) n += c->container == "main";
+    return n;
+  };
+  auto finishInits = [](World& w, int revision) {
+    for (auto& c : w.observed.containers) {
+      if (c.container == "init" && c.running() && c.revision == revision) w.exit(c.id, 0);
+    }
+  };
+  World w;
+  w.desired.daemons = {prep(1)};
+  for (int round = 0; round < 10; ++round) {
+    w.settle();
+    finishInits(w, 1);
+  }
+  REQUIRE(mainsRunning(w) == 1);
+  w.desired.daemons = {prep(2)};
+  w.apply(w.step());  // r2's containers created
+  Plan starting = w.step();
+  REQUIRE(count(starting, Type::Start, Kind::Daemon) == 1);  // r2's init
+  const std::string r2init = starting.actions[0].containerId;
+  w.desired.daemons = {prep(3)};
+  w.planWhileUnderWay(starting, r2init);  // r3 planned while r2's init start is under way
+  for (int round = 0; round < 30; ++round) {
+    Plan next = w.step();
+    w.apply(next);
+    CHECK(mainsRunning(w) >= 1);  // prep never goes down during its rollout
+    finishInits(w, 3);
+    if (next.actions.empty()) break;
+  }
+  REQUIRE(mainsRunning(w) == 1);
+  for (const auto* c : w.running(Kind::Daemon, "prep")) CHECK(c->revision == 3);
+}

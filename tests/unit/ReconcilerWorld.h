@@ -30,6 +30,13 @@ inline config::TaskDefinition simple(const std::string& family, int revision, in
                          family, revision, memory, cpu, health ? R"(,"healthCheck":{"command":["CMD","true"]})" : "", extra));
 }
 
+// The executor skips a step for a container that has one under way: what `p` would do to
+// `containerId` while its earlier step has not landed.
+inline void dropStepsOf(Plan& p, const std::string& containerId) {
+  p.actions.erase(std::remove_if(p.actions.begin(), p.actions.end(), [&](const Action& a) { return a.containerId == containerId; }),
+                  p.actions.end());
+}
+
 struct World {
   config::DesiredState desired;
   ObservedState observed;
@@ -47,6 +54,7 @@ struct World {
   Settings settings;
   config::TaskPolicy taskPolicy;
   bool drain = false, shutdown = false, confirmed = false, taskInFlight = false, daemonInFlight = false;
+  bool observedStale = false;
   int nextId = 0;
 
   Plan plan() {
@@ -60,6 +68,7 @@ struct World {
     in.drainRequested = drain;
     in.shutdownRequested = shutdown;
     in.tasksConfirmedGone = confirmed;
+    in.observedStale = observedStale;
     in.taskActionsInFlight = taskInFlight;
     in.daemonActionsInFlight = daemonInFlight;
     in.bootAt = bootAt;
@@ -138,6 +147,17 @@ struct World {
     c->state = runtime::ContainerState::Exited;
     c->exitCode = code;
     c->finishedAt = wall();
+  }
+
+  // Plans while `underWay`, a daemon step on `containerId`, has not landed (the executor
+  // skips that container's steps meanwhile), then lands it and applies the plan.
+  void planWhileUnderWay(const Plan& underWay, const std::string& containerId) {
+    daemonInFlight = true;
+    Plan p = step();
+    dropStepsOf(p, containerId);
+    daemonInFlight = false;
+    apply(underWay);
+    apply(p);
   }
 
   // Steps and applies until nothing is left to do (or `limit` rounds).
