@@ -38,9 +38,10 @@ std::optional<SecretReference> parseSecretReference(std::string_view valueFrom) 
   const auto parts = split(valueFrom, ':');
   // arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME[:KEY[:STAGE[:VERSION]]]
   if (parts.size() >= 7 && parts[0] == "arn" && parts[2] == "secretsmanager" && parts[5] == "secret") {
-    SecretReference ref{parts[6], std::nullopt};
+    // A secret's name may have paths (prod/app/db): its last part names the file (DESIGN 3.3).
+    SecretReference ref{split(parts[6], '/').back(), std::nullopt};
     if (parts.size() >= 8 && !parts[7].empty()) ref.jsonKey = parts[7];
-    if (!usableFileName(ref.file) || ref.file.find('/') != std::string::npos) return std::nullopt;
+    if (!usableFileName(ref.file)) return std::nullopt;
     return ref;
   }
   // An SSM parameter name (/app/db/password, db_password) or ARN (arn:...:parameter/app/x).
