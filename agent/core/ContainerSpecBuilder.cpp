@@ -148,7 +148,16 @@ runtime::ContainerSpec buildContainerSpec(Kind kind, const config::TaskDefinitio
   s.capAdd = c.linuxParameters.capabilitiesAdd;
   s.capDrop = c.linuxParameters.capabilitiesDrop;
   for (const auto& u : c.ulimits) s.ulimits.push_back({u.name, u.softLimit, u.hardLimit});
-  if (c.logConfiguration) s.log = runtime::LogSpec{c.logConfiguration->logDriver, c.logConfiguration->options};
+  if (c.logConfiguration) {
+    s.log = runtime::LogSpec{c.logConfiguration->logDriver, c.logConfiguration->options};
+    // awslogs-stream-prefix is the ECS agent's option, not Docker's (which refuses it): ECS
+    // names the stream prefix/container/task, and so do we.
+    auto prefix = s.log->options.find("awslogs-stream-prefix");
+    if (s.log->driver == "awslogs" && prefix != s.log->options.end()) {
+      s.log->options["awslogs-stream"] = fmt::format("{}/{}/{}", prefix->second, c.name, kind == Kind::Daemon ? def.family : taskId);
+      s.log->options.erase(prefix);
+    }
+  }
   if (c.healthCheck) {
     s.healthCheck = runtime::HealthCheckSpec{c.healthCheck->command,
                                              std::chrono::seconds(c.healthCheck->intervalSeconds),

@@ -345,6 +345,7 @@ TEST_CASE("executor on the engine: log drivers are used as written, a missing on
     auto def = withDriver("cloudwatch", "awslogs", R"({"awslogs-group":"/daemonlet/test","awslogs-region":"eu-west-1","awslogs-stream-prefix":"t"})");
     const Action create = createAction(def, "l3", f.instance);
     f.executeAndWait(create);
+    INFO((f.failures.empty() ? std::string() : f.failures[0].message));
     REQUIRE(f.failures.empty());
     CHECK(output("docker inspect -f '{{.HostConfig.LogConfig.Type}}' " + create.containerName) == "awslogs\n");
     Action start;
