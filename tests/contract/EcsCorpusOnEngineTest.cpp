@@ -134,6 +134,7 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
       // The copy's network namespace holder comes first: its containers join it. The
       // engine's default bridge stands in for the agent's task network here.
       auto holder = buildNetworkHolderSpec(Kind::Task, def, taskId, instance, test::kTestImage, "bridge");
+      if (holder.command.empty() && holder.entrypoint.empty()) holder.command = {"sleep", "1"};  // the pause image's own
       auto id = test::runAsync(io, engine->create(holder));
       INFO("network holder: " << (id.ok() ? "" : id.error().message));
       REQUIRE(id.ok());
@@ -145,6 +146,8 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
       INFO((spec.ok() ? "" : spec.error().message));
       REQUIRE(spec.ok());
       spec->image = test::kTestImage;
+      // The definition's own image supplies the command it leaves out; the stand-in has none.
+      if (spec->command.empty() && spec->entrypoint.empty()) spec->command = {"sleep", "1"};
       auto id = test::runAsync(io, engine->create(spec.value()));
       INFO((id.ok() ? "" : id.error().message));
       CHECK(id.ok());
