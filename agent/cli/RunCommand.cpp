@@ -45,6 +45,10 @@ config::Parsed<config::AgentConfig> resolveConfig(const RunOptions& o) {
 }
 
 int runAgent(const RunOptions& options) {
+  // Caught from the first moment: a SIGTERM while the config loads is handled once the loop
+  // runs (asio keeps it pending), instead of killing the agent by the default action.
+  asio::io_context io;
+  asio::signal_set signals(io, SIGTERM, SIGINT);
   Logger log(std::cerr);
   if (isJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) {
     if (auto why = log.useJournal()) log.warn("stderr is the journal, but logging to it natively is not possible: {}", *why);
@@ -64,7 +68,6 @@ int runAgent(const RunOptions& options) {
   }
   if (config.instance.id == "auto") config.instance.id = detectInstanceId();
 
-  asio::io_context io;
   runtime::RuntimePtr runtime;
   if (config.runtime.type == config::RuntimeType::Containerd) {
     runtime::ContainerdRuntime::Options engine;
@@ -76,7 +79,6 @@ int runAgent(const RunOptions& options) {
     runtime = std::make_unique<runtime::DockerRuntime>(io.get_executor(), config::runtimeEndpoint(config));
   }
   Agent agent(io, config, {options.once, options.dryRun, options.drainOnExit, std::chrono::seconds(300)}, log, *runtime);
-  asio::signal_set signals(io, SIGTERM, SIGINT);
   int signalsSeen = 0;
   std::function<void()> armSignals = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
