@@ -99,6 +99,7 @@ Agent::Agent(asio::io_context& io, config::AgentConfig config, Options options, 
   executor_.useTaskNetwork({config_.taskNetwork.name, config_.taskNetwork.subnet, config_.stateDir});
   executor_.useSecretsDirectory(config_.secretsDirectory);
   executor_.mapLogDrivers(config_.logDrivers);
+  executor_.useTaskPolicy(config::taskPolicyOf(config_));
 }
 
 Resources Agent::capacity() const {
@@ -281,6 +282,12 @@ asio::awaitable<int> Agent::run() {
       inhibitor_.reset();
   }
   if (!co_await connect()) {
+    // Stopped (SIGTERM) while waiting for the engine: the stop was asked for and nothing
+    // failed, so exit 0; under systemd an exit 1 would mark the unit failed.
+    if (terminating_) {
+      log_.info("stopped before the runtime was reachable; no container was touched");
+      co_return 0;
+    }
     log_.error("runtime: not reachable; giving up");
     co_return 1;
   }
@@ -489,7 +496,7 @@ void Agent::tick() {
   if (!in.engineOutages.empty() && in.engineOutages.back().to == WallTime::max()) in.engineOutages.back().to = std::chrono::system_clock::now();
   in.memory = memory_;
   in.settings.slotGateTimeout = std::chrono::seconds(config_.slotGateTimeoutSeconds);
-  in.taskPolicy = config_.taskPolicy;
+  in.taskPolicy = config::taskPolicyOf(config_);
   const auto started = steady_clock::now();
   Plan plan = reconcile(in);
   metrics_.observeReconcile(std::chrono::duration<double>(steady_clock::now() - started).count());
@@ -658,7 +665,7 @@ int Agent::printDryRun() {
   in.bootAt = bootAt_;
   in.now = steady_clock::now();
   in.instanceId = config_.instance.id;
-  in.taskPolicy = config_.taskPolicy;
+  in.taskPolicy = config::taskPolicyOf(config_);
   Plan plan = reconcile(in);
   std::cout << fmt::format("dry run: phase {}, capacity {} CPU / {} MiB, daemons reserve {} CPU / {} MiB, available {} CPU / {} MiB\n",
                            toString(plan.phase), plan.capacity.cpu, plan.capacity.memory, plan.daemonReserved.cpu,

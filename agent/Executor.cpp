@@ -1,5 +1,6 @@
 #include "agent/Executor.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "agent/core/ContainerSpecBuilder.h"
@@ -20,6 +21,30 @@ LogFields fieldsOf(const Action& action) {
   if (action.definition && f.family.empty()) f.family = action.definition->family;
   f.containerId = action.containerId;
   return f;
+}
+
+// One copy: a daemon revision or a task run.
+std::string copyKey(Kind kind, const std::string& owner, const std::string& hash) { return fmt::format("{}/{}/{}", toString(kind), owner, hash); }
+
+// Counts a step under `key` while it is under way; the entry goes with the last one.
+class CountIn {
+ public:
+  CountIn(std::map<std::string, int>& counts, std::string key) : counts_(counts), key_(std::move(key)) { ++counts_[key_]; }
+  ~CountIn() {
+    if (--counts_[key_] == 0) counts_.erase(key_);
+  }
+  CountIn(const CountIn&) = delete;
+  CountIn& operator=(const CountIn&) = delete;
+
+ private:
+  std::map<std::string, int>& counts_;
+  std::string key_;
+};
+
+// 1 s, doubling, at most 16 s: a remove retried soon after the engine is back, not
+// thousands of times a second while it is gone.
+std::chrono::milliseconds stepBackoff(int failures) {
+  return std::chrono::milliseconds(1000) * (1 << std::clamp(failures - 1, 0, 4));
 }
 
 }  // namespace
@@ -54,7 +79,10 @@ void Executor::upsert(const runtime::ContainerInfo& info) {
 
 void Executor::erase(const std::string& id) {
   std::string parent;
-  if (auto it = containers_.find(id); it != containers_.end()) parent = it->second.cgroupParent;
+  if (auto it = containers_.find(id); it != containers_.end()) {
+    parent = it->second.cgroupParent;
+    stepFailures_.erase(it->second.name);  // a new container of that name starts afresh
+  }
   containers_.erase(id);
   changedAt_[id] = ++seq_;
   if (!parent.empty()) releaseCgroup(parent);
@@ -82,19 +110,24 @@ Executor::CreatingIn::~CreatingIn() {
   if (!created) executor.releaseCgroup(parent);
 }
 
+// Fails closed (P3): a copy whose parent cannot be made or limited is not created at all,
+// rather than run with nothing enforcing what it reserved. The caller reports it STOPPED
+// with this reason and retries with the usual backoff; what already runs is not touched.
 runtime::Result<std::optional<std::string>> Executor::placeInCgroup(const Action& action) {
   if (!cgroups_) return std::optional<std::string>{};
   const config::TaskDefinition& def = *action.definition;
+  // Nothing reserved, nothing to enforce: the engine's default place will do, and an
+  // unwritable tree does not keep the copy (a daemon, and with it the slot gate) down.
+  if (groupLimits(def) == CgroupLimits{}) return std::optional<std::string>{};
   const std::string parent = cgroupParent(cgroups_->driver(), action.kind, def, action.kind == Kind::Task ? action.owner : "", instanceId_);
-  auto made = cgroups_->ensure(parent, groupLimits(def));
-  if (!made && made.error().code == runtime::Error::Code::Unsupported) {
-    // Said once, loudly: copies then run with their container limits only.
-    if (!cgroupsUnavailable_) log_.error("task cgroups unavailable: {}; task-level cpu/memory are NOT enforced (P3)", made.error().message);
-    cgroupsUnavailable_ = true;
-    return std::optional<std::string>{};
-  }
-  if (!made) return made.error();
+  if (auto made = limitParent(parent, def); !made) return made.error();
   return std::optional<std::string>{parent};
+}
+
+runtime::Status Executor::limitParent(const std::string& parent, const config::TaskDefinition& def) {
+  auto made = cgroups_->ensure(parent, groupLimits(def));
+  if (!made) return runtime::Error{made.error().code, fmt::format("{}: task cgroup {}: {}", kResourceInitialization, parent, made.error().message)};
+  return runtime::Done{};
 }
 
 bool Executor::changedSince(const std::string& id, std::uint64_t seq) const {
@@ -164,7 +197,23 @@ asio::awaitable<runtime::Status> Executor::refreshOrphans() {
                    found.size(), found.front().name, found.front().instance);
   }
   orphans_ = std::move(found);
+  sweepLeftoverCgroups(listed.value());
   co_return runtime::Done{};
+}
+
+void Executor::sweepLeftoverCgroups(const std::vector<runtime::ContainerInfo>& managed) {
+  if (!cgroups_) return;
+  std::set<std::string> named;
+  for (const auto& info : managed) named.insert(info.cgroupParent);
+  for (const auto& [id, c] : containers_) named.insert(c.cgroupParent);
+  for (const auto& [parent, count] : creatingIn_) named.insert(parent);
+  std::vector<std::string> removed;
+  for (const auto& parent : leftoverParents(cgroups_->parents(), named, kLeftoverParentAge)) {
+    if (cgroups_->remove(parent)) removed.push_back(parent);
+  }
+  if (!removed.empty())
+    log_.info("cgroups: removed {} leftover parent cgroup(s) no container names, empty for over {} min (e.g. {})", removed.size(),
+              kLeftoverParentAge.count(), removed.front());
 }
 
 void Executor::applyEvent(const runtime::RuntimeEvent& event) {
@@ -208,12 +257,33 @@ void Executor::fail(const Action& action, const std::string& unredacted, bool st
   if (failed_) failed_({action.containerName, action.kind, action.owner, message, stopsTask});
 }
 
+void Executor::noteStep(const Action& action, const runtime::Status& result) {
+  if (result) stepFailures_.erase(action.containerName);
+  else ++stepFailures_[action.containerName];
+}
+
 void Executor::removeVolumesOfGoneCopy(const ObservedContainer& removed) {
   const bool left = std::any_of(containers_.begin(), containers_.end(), [&](const auto& kv) {
     return kv.second.kind == removed.kind && kv.second.owner() == removed.owner() && kv.second.hash == removed.hash;
   });
   if (left) return;
-  spawnGuarded(executor_, preparation_.removeVolumes(removed.kind, removed.owner(), removed.hash), "remove task volumes", internalError_);
+  spawnGuarded(executor_, removeCopyVolumes(removed.kind, removed.owner(), removed.hash), "remove task volumes", internalError_);
+}
+
+asio::awaitable<void> Executor::removeCopyVolumes(Kind kind, std::string owner, std::string hash) {
+  const std::string copy = copyKey(kind, owner, hash);
+  CountIn removing(removingVolumes_, copy);
+  // A named local, not a lambda temporary in the call: GCC 12 destroys that one twice.
+  std::function<bool()> createUnderWay = [this, copy] { return creatingCopy_.count(copy) > 0; };
+  co_await preparation_.removeVolumes(kind, owner, hash, createUnderWay);
+}
+
+asio::awaitable<void> Executor::awaitVolumeRemoval(const std::string& copy) {
+  asio::steady_timer wait(executor_);
+  while (removingVolumes_.count(copy)) {
+    wait.expires_after(std::chrono::milliseconds(10));
+    co_await wait.async_wait(asio::use_awaitable);
+  }
 }
 
 asio::awaitable<void> Executor::run(Action action) {
@@ -229,6 +299,15 @@ asio::awaitable<void> Executor::run(Action action) {
     if (internalError_) internalError_(describe(action), thrown);
     fail(action, "internal error: " + thrown);  // backs off like any failed step
   }
+  // Creates and starts have the reconciler's own backoff (and a task's stopped reason shows
+  // while it runs); a stop or remove that failed waits here, or the loop would plan it again
+  // at once.
+  const bool backsOff = action.type == Action::Type::Stop || action.type == Action::Type::Remove;
+  if (auto failed = stepFailures_.find(action.containerName); backsOff && failed != stepFailures_.end()) {
+    asio::steady_timer backoff(executor_, stepBackoff(failed->second));
+    boost::system::error_code ec;
+    co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   inFlight_.erase(action.containerName);
   notify();
 }
@@ -240,6 +319,19 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       co_await create(action);
       break;
     case Action::Type::Start: {
+      // The parent may have gone while the container was down (removed as a leftover by an
+      // agent on another engine, or by hand); runc would make it again with no limits.
+      // One that is there is left as it is: rewriting the limits of an existing group could
+      // fail (v1 refuses a memory limit under what is still charged) and keep it down.
+      if (auto known = containers_.find(action.containerId); cgroups_ && action.definition && known != containers_.end() &&
+                                                              !known->second.cgroupParent.empty() &&
+                                                              groupLimits(*action.definition) != CgroupLimits{} &&
+                                                              !cgroups_->exists(known->second.cgroupParent, groupLimits(*action.definition))) {
+        if (auto made = limitParent(known->second.cgroupParent, *action.definition); !made) {
+          fail(action, made.error().message, /*stopsTask=*/true);
+          break;
+        }
+      }
       auto r = co_await runtime_.start(action.containerId);
       if (!r && r.error().code == runtime::Error::Code::PortInUse) fail(action, std::string(kPortsInUse) + ": " + r.error().message);
       else if (!r) co_await failStart(action, r.error());
@@ -252,7 +344,11 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       log_.about(fieldsOf(action)).info("{} {}: stopping {} ({}; SIGKILL after {} s)", toString(action.kind), action.owner, action.containerName,
                 action.reason, action.stopTimeout.count());
       auto r = co_await runtime_.stop(action.containerId, action.stopTimeout);
-      if (!r) log_.about(fieldsOf(action)).error("{} {}: stop {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
+      // NotFound: nothing left to stop (the container, or on containerd its task, is gone),
+      // nothing to retry; the inspect below and the engine's events say what is left.
+      const bool gone = !r && r.error().code == runtime::Error::Code::NotFound;
+      if (!r && !gone) log_.about(fieldsOf(action)).error("{} {}: stop {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
+      noteStep(action, gone ? runtime::Status{runtime::Done{}} : r);
       auto info = co_await runtime_.inspect(action.containerId);
       if (info) {
         upsert(info.value());
@@ -265,6 +361,7 @@ asio::awaitable<void> Executor::carryOut(const Action& action) {
       std::optional<ObservedContainer> removed;
       if (auto known = containers_.find(action.containerId); known != containers_.end()) removed = known->second;
       auto r = co_await runtime_.remove(action.containerId);
+      noteStep(action, r || r.error().code == runtime::Error::Code::NotFound ? runtime::Status{runtime::Done{}} : r);
       if (!r && r.error().code != runtime::Error::Code::NotFound) {
         log_.about(fieldsOf(action)).error("{} {}: remove {} failed: {}", toString(action.kind), action.owner, action.containerName, r.error().message);
       } else {
@@ -321,6 +418,21 @@ asio::awaitable<void> Executor::failStart(const Action& action, runtime::Error e
 
 asio::awaitable<void> Executor::create(const Action& action) {
   const config::TaskDefinition& def = *action.definition;
+  if (auto refused = preparation_.refusedOnHost(action.kind, def); !refused.empty()) {
+    fail(action, refused, /*stopsTask=*/true);  // a symbolic link led outside taskPolicy
+    co_return;
+  }
+  const std::string copy = copyKey(action.kind, action.owner, def.hash);
+  CountIn creating(creatingCopy_, copy);
+  co_await awaitVolumeRemoval(copy);
+  // The parent first: a copy that cannot have one makes nothing, not even its volumes.
+  // Counted from here on, so that the removal of an old container cannot take it away.
+  auto parent = placeInCgroup(action);
+  if (!parent) {
+    fail(action, parent.error().message, /*stopsTask=*/true);
+    co_return;
+  }
+  CreatingIn underWay(*this, parent->value_or(""));
   if (action.container == kNetworkHolder) {
     // Not even the holder of a task that cannot start (a secret, a volume, a log driver).
     const std::string taskId = action.kind == Kind::Task ? action.owner : "";
@@ -335,13 +447,7 @@ asio::awaitable<void> Executor::create(const Action& action) {
       fail(action, spec.error().message);
       co_return;
     }
-    auto parent = placeInCgroup(action);
-    if (!parent) {
-      fail(action, parent.error().message);
-      co_return;
-    }
     spec->cgroupParent = parent.value();
-    CreatingIn underWay(*this, spec->cgroupParent.value_or(""));
     auto id = co_await createResolvingConflict(action, spec.value());
     if (!id) {
       fail(action, id.error().message);
@@ -376,13 +482,7 @@ asio::awaitable<void> Executor::create(const Action& action) {
     co_return;
   }
   runtime::ContainerSpec spec = std::move(prepared.value());
-  auto parent = placeInCgroup(action);
-  if (!parent) {
-    fail(action, parent.error().message);
-    co_return;
-  }
   spec.cgroupParent = parent.value();
-  CreatingIn underWay(*this, spec.cgroupParent.value_or(""));
   auto id = co_await createResolvingConflict(action, spec);
   if (!id && id.error().code == runtime::Error::Code::NotFound && id.error().message.find("image") != std::string::npos) {
     // The image went away since it was checked (docker image prune -a): fetch it again.

@@ -35,6 +35,7 @@ class Executor {
   // Where secrets are read and how log drivers map (DESIGN 3.2 secrets.directory, logDrivers).
   void useSecretsDirectory(std::string directory) { preparation_.useSecretsDirectory(std::move(directory)); }
   void mapLogDrivers(std::map<std::string, std::string> map) { preparation_.mapLogDrivers(std::move(map)); }
+  void useTaskPolicy(config::TaskPolicy policy) { preparation_.usePolicy(std::move(policy)); }
 
   // Called after anything changed what the agent sees (an action finished, an event).
   void onChange(std::function<void()> callback) { changed_ = std::move(callback); }
@@ -43,7 +44,8 @@ class Executor {
   // Called when a step threw: a bug, counted and logged by the caller.
   void onInternalError(InternalErrorHandler handler) { internalError_ = std::move(handler); }
 
-  // Where copies' containers go. Without cgroups the engine's default parent is used;
+  // Where copies' containers go. Without cgroups (unit tests) the engine's default parent
+  // is used; with them, a copy whose parent cannot be made is not created (fail closed);
   // without a task network, awsvpc copies cannot start (the failure says so).
   struct TaskNetwork {
     std::string name;          // the bridge network of awsvpc copies
@@ -58,7 +60,8 @@ class Executor {
   // Replaces the observed state with a full listing (start-up adoption, resync). What this
   // agent created or removed while the listing was under way is kept as it knows it.
   asio::awaitable<runtime::Status> refresh();
-  // Lists managed containers of other instance ids (orphans).
+  // Lists managed containers of other instance ids (orphans), and removes the parent
+  // cgroups no managed container names any more (leftoverParents).
   asio::awaitable<runtime::Status> refreshOrphans();
   void applyEvent(const runtime::RuntimeEvent& event);
 
@@ -78,7 +81,9 @@ class Executor {
   asio::awaitable<runtime::Result<runtime::ContainerSpec>> networkHolderSpec(const Action& action);
   // The copy's parent cgroup, made before its first container; nullopt without cgroups.
   runtime::Result<std::optional<std::string>> placeInCgroup(const Action& action);
+  runtime::Status limitParent(const std::string& parent, const config::TaskDefinition& def);
   void releaseCgroup(const std::string& parent);
+  void sweepLeftoverCgroups(const std::vector<runtime::ContainerInfo>& managed);
   struct CreatingIn {
     CreatingIn(Executor& executor, std::string parent);
     ~CreatingIn();
@@ -95,9 +100,15 @@ class Executor {
   bool changedSince(const std::string& id, std::uint64_t seq) const;
   void fail(const Action& action, const std::string& message, bool stopsTask = false);
   asio::awaitable<void> failStart(const Action& action, runtime::Error error);
-  // After a container is gone: the copy's task-scoped volumes go with its last container.
+  // After a container is gone: the copy's task-scoped volumes go with its last container,
+  // unless a create for the copy is under way (it keeps them); a create for a copy whose
+  // volumes are being removed waits until they are gone, so it gets them afresh.
   void removeVolumesOfGoneCopy(const ObservedContainer& removed);
+  asio::awaitable<void> removeCopyVolumes(Kind kind, std::string owner, std::string hash);
+  asio::awaitable<void> awaitVolumeRemoval(const std::string& copy);
   void notify();
+  // Counts a stop's or remove's failure toward its backoff; a success clears it.
+  void noteStep(const Action& action, const runtime::Status& result);
 
   asio::any_io_executor executor_;
   runtime::Runtime& runtime_;
@@ -109,10 +120,14 @@ class Executor {
   int listings_ = 0;  // under way; changedAt_ is pruned when none is
   std::vector<OrphanContainer> orphans_;
   std::map<std::string, Kind> inFlight_;  // by container name
+  // Stops and removes the engine refused, by container name: each waits out its backoff
+  // while still "in flight", or an engine that is down would be asked again at once, forever.
+  std::map<std::string, int> stepFailures_;
   std::set<std::string> imagesPresent_;
   TaskCgroups* cgroups_ = nullptr;
   std::map<std::string, int> creatingIn_;  // parent cgroup -> creates under way into it
-  bool cgroupsUnavailable_ = false;
+  std::map<std::string, int> creatingCopy_;      // copyKey -> creates under way
+  std::map<std::string, int> removingVolumes_;   // copyKey -> volume removals under way
   std::optional<TaskNetwork> network_;
   bool networkReady_ = false;
   TaskPreparation preparation_;

@@ -115,6 +115,13 @@ runtime::LabelSelector TaskPreparation::copySelector(Kind kind, const std::strin
           {label::kHash, hash}};
 }
 
+std::string TaskPreparation::refusedOnHost(Kind kind, const config::TaskDefinition& def) const {
+  if (kind != Kind::Task) return {};
+  std::vector<std::string> reasons;
+  for (const auto& r : config::checkTaskPolicy(policy_, def, config::PathResolution::OnHost)) reasons.push_back(r.format());
+  return reasons.empty() ? std::string() : fmt::format("TaskPolicy: {}", fmt::join(reasons, "; "));
+}
+
 asio::awaitable<runtime::Status> TaskPreparation::ensureVolumes(Kind kind, const config::TaskDefinition& def, const std::string& taskId) {
   for (const auto& v : def.volumes) {
     if (v.hostSourcePath) continue;  // a bind mount: nothing to create
@@ -130,6 +137,11 @@ asio::awaitable<runtime::Status> TaskPreparation::ensureVolumes(Kind kind, const
     }
     auto existing = co_await runtime_.inspectVolume(name);
     if (existing) {
+      if (kind == Kind::Task && !config::sharedVolumeAllowed(policy_, name, existing->labels)) {
+        co_return Error{Error::Code::PermissionDenied,
+                        fmt::format("TaskPolicy: field 'volumes[].dockerVolumeConfiguration': shared volume {} was not created by daemonlet "
+                                    "for an application task (label {}=task) and is not in taskPolicy.sharedVolumes", name, config::kSharedByLabel)};
+      }
       if (existing->driver != cfg.driver) {
         co_return Error{Error::Code::Conflict, fmt::format("shared volume {} exists with driver {}, but the definition asks for driver {}",
                                                            name, existing->driver, cfg.driver)};
@@ -143,6 +155,7 @@ asio::awaitable<runtime::Status> TaskPreparation::ensureVolumes(Kind kind, const
                                   "(docker volume create --driver {} {}) or set autoprovision: true", name, cfg.driver, name)};
     }
     runtime::VolumeSpec spec{name, cfg.driver, cfg.driverOpts, cfg.labels};
+    spec.labels[config::kSharedByLabel] = toString(kind);  // app tasks may use it again (taskPolicy.sharedVolumes)
     auto created = co_await runtime_.createVolume(spec);
     if (!created) co_return Error{created.error().code, fmt::format("shared volume {}: {}", name, created.error().message)};
     log_.info("{} {}: created shared volume {} (driver {}, autoprovision); it outlives the task", toString(kind),
@@ -151,10 +164,17 @@ asio::awaitable<runtime::Status> TaskPreparation::ensureVolumes(Kind kind, const
   co_return runtime::Done{};
 }
 
-asio::awaitable<void> TaskPreparation::removeVolumes(Kind kind, std::string owner, std::string hash) {
+asio::awaitable<void> TaskPreparation::removeVolumes(Kind kind, std::string owner, std::string hash, std::function<bool()> createUnderWay) {
   auto listed = co_await runtime_.listVolumes(copySelector(kind, owner, hash));
   if (!listed) {
     log_.warn("{} {}: listing its task-scoped volumes failed: {}", toString(kind), owner, listed.error().message);
+    co_return;
+  }
+  // Decided once: a removal that has begun takes every volume (a create of the same copy
+  // waits for it), so a new copy never gets some volumes fresh and others with old data.
+  if (!listed->empty() && createUnderWay()) {
+    log_.info("{} {}: task-scoped volumes kept ({} ...): a container of the same copy is being created", toString(kind), owner,
+              listed->front().name);
     co_return;
   }
   for (const auto& v : listed.value()) {

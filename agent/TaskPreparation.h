@@ -15,6 +15,7 @@
 #include "agent/SecretDirectory.h"
 #include "agent/core/Model.h"
 #include "config/TaskDefinition.h"
+#include "config/TaskPolicy.h"
 #include "runtime/Runtime.h"
 
 namespace daemonlet::agent {
@@ -26,6 +27,13 @@ class TaskPreparation {
   void useSecretsDirectory(std::string directory) { secrets_ = SecretDirectory(std::move(directory)); }
   // {awslogs: journald}: a driver this host lacks, replaced by one it has.
   void mapLogDrivers(std::map<std::string, std::string> map) { logDriverMap_ = std::move(map); }
+  // taskPolicy as the agent enforces it (config::taskPolicyOf); app tasks only.
+  void usePolicy(config::TaskPolicy policy) { policy_ = std::move(policy); }
+
+  // The reconciler checked `def` against taskPolicy as written; this checks it again on
+  // the host, symbolic links followed, just before a container is created. The task's
+  // stopped reason when it is refused there; empty when allowed (and for daemons).
+  std::string refusedOnHost(Kind kind, const config::TaskDefinition& def) const;
 
   // `spec` (built for `container` of `def`) with its secrets and log driver filled in, once
   // every container's secrets resolve, every log driver exists and every volume is there.
@@ -34,8 +42,10 @@ class TaskPreparation {
                                                                     std::string container, runtime::ContainerSpec spec);
 
   // Removes the task-scoped volumes of one copy (a task run, a daemon revision) once its
-  // containers are gone. Shared volumes are never removed.
-  asio::awaitable<void> removeVolumes(Kind kind, std::string owner, std::string hash);
+  // containers are gone. Shared volumes are never removed. Keeps them all when
+  // `createUnderWay()` says a create for the copy began (it uses them); once it has begun
+  // removing, it removes them all, and a create of the copy waits for it.
+  asio::awaitable<void> removeVolumes(Kind kind, std::string owner, std::string hash, std::function<bool()> createUnderWay);
   // Removes task-scoped volumes of this instance whose copy `hasContainers` says is gone:
   // what a crash between removing the containers and the volume left behind.
   asio::awaitable<void> sweepVolumes(std::function<bool(Kind, const std::string& owner, const std::string& hash)> hasContainers);
@@ -55,6 +65,7 @@ class TaskPreparation {
   Logger& log_;
   std::string instanceId_;
   SecretDirectory secrets_{"/etc/daemonlet/secrets"};
+  config::TaskPolicy policy_;
   std::map<std::string, std::string> logDriverMap_;
   std::optional<std::vector<std::string>> engineLogDrivers_;
   std::set<std::string> warned_;

@@ -181,6 +181,8 @@ class ConfigReader {
       if (k == "type") return choice(c_.runtime.type, x, "runtime.type", parseRuntimeType, "docker or containerd");
       if (k == "endpoint") return set(c_.runtime.endpoint, x, "runtime.endpoint");
       if (k == "namespace") return set(c_.runtime.namespaceName, x, "runtime.namespace");
+      if (k == "maxCallsInFlight") return count(c_.runtime.maxCallsInFlight, x, "runtime.maxCallsInFlight", 1, 256);
+      if (k == "insecureRegistries") return list(c_.runtime.insecureRegistries, x, "runtime.insecureRegistries", false);
       return false;
     });
   }
@@ -196,6 +198,7 @@ class ConfigReader {
       if (k == "allowedCapabilities") return list(p.allowedCapabilities, x, field, false);
       if (k == "hostPathRoots") return list(p.hostPathRoots, x, field, true);
       if (k == "environmentFileRoots") return list(p.environmentFileRoots, x, field, true);
+      if (k == "sharedVolumes") return list(p.sharedVolumes, x, field, false);
       return false;
     });
   }
@@ -232,6 +235,14 @@ class ConfigReader {
 };
 
 }  // namespace
+
+TaskPolicy taskPolicyOf(const AgentConfig& config) {
+  TaskPolicy p = config.taskPolicy;
+  p.environmentFileExcludes = {{config.secretsDirectory, "the agent's secrets.directory"},
+                               {config.source.tokenFile, "the agent's source.tokenFile"},
+                               {config.source.clientKeyFile, "the agent's source.clientKeyFile"}};
+  return p;
+}
 
 std::string runtimeEndpoint(const AgentConfig& config) {
   if (!config.runtime.endpoint.empty()) return config.runtime.endpoint;

@@ -46,6 +46,10 @@ struct AgentConfig {
     RuntimeType type = RuntimeType::Docker;
     std::string endpoint;  // empty = the engine's usual socket; see runtimeEndpoint()
     std::string namespaceName = "daemonlet";
+    // Engine calls under way at once; more wait their turn (runtime/LimitedRuntime.h).
+    int maxCallsInFlight = 8;
+    // containerd pulls: registries (host:port) reached over plain http, by explicit choice.
+    std::vector<std::string> insecureRegistries;
   } runtime;
 
   // awsvpc tasks (DESIGN 3.3): the bridge network the agent creates for their namespaces.
@@ -72,6 +76,10 @@ struct AgentConfig {
 };
 
 std::string runtimeEndpoint(const AgentConfig& config);
+
+// config.taskPolicy with the agent's own secret files (secrets.directory, source.tokenFile,
+// source.clientKeyFile) excluded from environmentFiles: the policy the agent enforces.
+TaskPolicy taskPolicyOf(const AgentConfig& config);
 
 // Applies the settings present in one YAML document onto `config`. Unknown keys and bad
 // values are errors naming file, line and key; `config` keeps its value for those.

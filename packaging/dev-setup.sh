@@ -30,6 +30,7 @@ packages=(
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
   gnuplot-nox lintian dpkg-dev
   clang-14 libclang-rt-14-dev faketime
+  docker-registry skopeo
 )
 
 install_packages() {
@@ -54,6 +55,46 @@ wait_for() {
   done
   say "$what did not come up; see $logs"
   return 1
+}
+
+# On cgroup v1 every hierarchy the kernel lists in /proc/self/cgroup must be mounted:
+# containerd's shim loads a container's cgroups through every listed hierarchy and, when
+# one has no mount ("cgroups: cannot find cgroup mount destination"), never watches for
+# OOM, so Docker reports OOMKilled false and containerd sends no TaskOOM. A hierarchy that
+# a nested systemd (the systemd-box tests) mounted in its own namespace outlives it without
+# a mount here; a host booted by systemd mounts them all, so this does what it would.
+mount_cgroup_hierarchies() {
+  [ -f /sys/fs/cgroup/cgroup.controllers ] && return 0   # v2 only: one hierarchy
+  # The super options of each cgroup v1 mount, one line each (after mountinfo's " - ").
+  local mounted id controllers rest missing=()
+  mounted=$(sed -n 's/.* - cgroup [^ ]* \(.*\)$/,\1,/p' /proc/self/mountinfo)
+  while IFS=: read -r id controllers rest; do
+    if [ "$id" = 0 ] || [ -z "$controllers" ]; then continue; fi
+    local c all=1
+    for c in ${controllers//,/ }; do
+      grep -qF ",$c," <<<"$mounted" || { all=; break; }
+    done
+    [ -n "$all" ] || missing+=("$controllers")
+  done </proc/self/cgroup
+  [ ${#missing[@]} -eq 0 ] && return 0
+  # /sys/fs/cgroup is often a read-only tmpfs: make it writable for the mkdir, then put
+  # both its superblock and mount flags back as they were.
+  local line sb_ro= mnt_ro=
+  line=$(grep -E '^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /sys/fs/cgroup ' /proc/self/mountinfo | tail -1)
+  [[ " $(cut -d' ' -f6 <<<"$line" | tr , ' ') " == *" ro "* ]] && mnt_ro=1
+  [[ " $(sed 's/.* - [^ ]* [^ ]* //' <<<"$line" | tr , ' ') " == *" ro "* ]] && sb_ro=1
+  if [ -n "$line" ] && { [ -n "$sb_ro" ] || [ -n "$mnt_ro" ]; }; then mount -o remount,rw /sys/fs/cgroup; fi
+  for controllers in "${missing[@]}"; do
+    if mkdir -p "/sys/fs/cgroup/$controllers" && mount -t cgroup -o "$controllers" cgroup "/sys/fs/cgroup/$controllers"; then
+      say "cgroup v1 hierarchy $controllers had no mount (OOM events need one); mounted it at /sys/fs/cgroup/$controllers"
+    else
+      say "WARNING: cgroup v1 hierarchy $controllers has no mount and could not get one: OOM kills will not be reported"
+    fi
+  done
+  if [ -n "$sb_ro" ]; then mount -o remount,ro /sys/fs/cgroup; fi
+  if [ -n "$sb_ro" ] && [ -z "$mnt_ro" ]; then mount -o remount,bind,rw /sys/fs/cgroup; fi
+  if [ -z "$sb_ro" ] && [ -n "$mnt_ro" ]; then mount -o remount,bind,ro /sys/fs/cgroup; fi
+  return 0
 }
 
 docker_up() { curl -sf --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1; }
@@ -147,6 +188,7 @@ build_sanitized() {  # build_sanitized NAME OPTION TARGET...
 }
 
 install_packages
+mount_cgroup_hierarchies
 start_engines
 build_test_image
 case "$mode" in
@@ -164,7 +206,7 @@ case "$mode" in
     fi
     build "${trees[@]}"
     cd "$build"
-    exec ctest --output-on-failure --timeout 900
+    exec ctest --output-on-failure --timeout 900 -j2
     ;;
   run)
     build

@@ -109,6 +109,7 @@ json taskDocument(const TaskStatus& t) {
           {"stoppedReason", nullIfEmpty(t.stoppedReason)},
           {"restarts", t.restarts},
           {"address", nullIfEmpty(t.address)},
+          {"policyProblem", nullIfEmpty(t.policyProblem)},
           {"containers", containers(t.containers)}};
 }
 

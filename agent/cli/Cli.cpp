@@ -104,7 +104,8 @@ Flags override the config file; the config file overrides built-in defaults.
                              endpoint (docs/control-protocol.md; TLS, token and mTLS
                              settings come from the config's source section)
   --runtime docker|containerd
-                             (containerd is not implemented yet and exits 2)
+                             engine to run containers on (default docker); containerd
+                             loads /usr/lib/daemonlet/libdaemonlet-containerd.so
   --runtime-endpoint unix:///PATH
                              engine socket (default /var/run/docker.sock or
                              /run/containerd/containerd.sock)

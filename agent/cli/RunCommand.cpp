@@ -1,4 +1,5 @@
 #include "agent/cli/RunCommand.h"
+#include "agent/EventLoop.h"
 #include "runtime/JsonText.h"
 
 #include <iostream>
@@ -17,8 +18,10 @@
 #include "agent/api/ApiClient.h"
 #include "agent/Guarded.h"
 #include "agent/Logger.h"
-#include "runtime/containerd/ContainerdRuntime.h"
+#include "agent/host/ContainerdModule.h"
+#include "agent/source/RegistryHttpGet.h"
 #include "runtime/docker/DockerRuntime.h"
+#include "runtime/LimitedRuntime.h"
 #include "config/DefinitionDirectory.h"
 
 namespace daemonlet::agent {
@@ -47,7 +50,7 @@ config::Parsed<config::AgentConfig> resolveConfig(const RunOptions& o) {
 int runAgent(const RunOptions& options) {
   // Caught from the first moment: a SIGTERM while the config loads is handled once the loop
   // runs (asio keeps it pending), instead of killing the agent by the default action.
-  asio::io_context io;
+  EventLoop io;
   asio::signal_set signals(io, SIGTERM, SIGINT);
   Logger log(std::cerr);
   if (isJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) {
@@ -73,11 +76,21 @@ int runAgent(const RunOptions& options) {
     runtime::ContainerdRuntime::Options engine;
     engine.ns = config.runtime.namespaceName;
     engine.logDir = config.stateDir + "/containerd-logs";
-    runtime = std::make_unique<runtime::ContainerdRuntime>(io.get_executor(), config::runtimeEndpoint(config), engine);
+    engine.registryGet = registryHttpGet();
+    engine.insecureRegistries = {config.runtime.insecureRegistries.begin(), config.runtime.insecureRegistries.end()};
+    engine.pullDir = config.stateDir + "/containerd-pull";
+    try {
+      runtime = loadContainerdRuntime(io.get_executor(), config::runtimeEndpoint(config), engine);
+    } catch (const std::exception& e) {
+      log.error("runtime containerd: {}", e.what());
+      return 1;
+    }
     log.info("runtime: containerd namespace {}, container logs in {}", engine.ns, engine.logDir);
   } else {
     runtime = std::make_unique<runtime::DockerRuntime>(io.get_executor(), config::runtimeEndpoint(config));
   }
+  // A thousand tasks must not become a thousand engine calls at once (issue 15).
+  runtime = std::make_unique<runtime::LimitedRuntime>(io.get_executor(), std::move(runtime), config.runtime.maxCallsInFlight);
   Agent agent(io, config, {options.once, options.dryRun, options.drainOnExit, std::chrono::seconds(300)}, log, *runtime);
   int signalsSeen = 0;
   std::function<void()> armSignals = [&] {
@@ -116,6 +129,7 @@ int runAgent(const RunOptions& options) {
       agent.internalError("an event handler", describeException(std::current_exception()));
     }
   }
+  io.discardPendingWork();  // while the agent, which their guards refer to, is still alive
   return exitCode;
 }
 
@@ -174,7 +188,8 @@ int runStatus(const StatusCommand& command) {
   std::cout << fmt::format("\n{:<24} {:<16} {:>4} {:<12} {:>8}  {}\n", "TASK", "FAMILY", "REV", "STATUS", "RESTARTS", "REASON");
   for (const auto& t : *tasks) {
     std::cout << fmt::format("{:<24} {:<16} {:>4} {:<12} {:>8}  {}\n", text(t["id"]), text(t["family"]), text(t["revision"]), text(t["status"]),
-                             text(t.value("restarts", nlohmann::json(0))), text(t["stoppedReason"]));
+                             text(t.value("restarts", nlohmann::json(0))),
+                             t.value("policyProblem", nlohmann::json()).is_string() ? text(t["policyProblem"]) : text(t["stoppedReason"]));
   }
   return 0;
 }

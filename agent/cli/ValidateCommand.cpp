@@ -106,7 +106,7 @@ std::optional<config::TaskPolicy> policyOf(const std::vector<std::string>& files
     if (!text || !config::looksLikeAgentConfig(*text)) continue;
     config::AgentConfig cfg;
     config::applyConfigText(cfg, *text, name, ignored);
-    if (!config::hasErrors(ignored)) policy = cfg.taskPolicy;
+    if (!config::hasErrors(ignored)) policy = config::taskPolicyOf(cfg);
   }
   return policy;
 }

@@ -322,9 +322,22 @@ class Planner {
       if (!current.live()) removeGroup(Kind::Daemon, def.family, current);
       return;
     }
+    std::set<std::string> started;  // container names: each starts once in this plan
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = current.find(c.name);
-      if (oc && oc->exited() && c.essential) addStart(Kind::Daemon, def.family, *oc, "restart after exit");
+      if (oc && oc->running()) continue;
+      bool blocked = false;
+      for (const auto& d : c.dependsOn) {
+        const ObservedContainer* dep = current.find(d.containerName);
+        if (dep && dep->exited() && dependencyProblem(d, dep) == "never") {
+          // An init container that failed (or died with the engine) is not essential, so
+          // nothing restarts it by itself: it runs again, and what waits on it starts after.
+          blocked = true;
+          if (started.insert(d.containerName).second) addStart(Kind::Daemon, def.family, def, *dep, "dependency runs again");
+        }
+      }
+      if (!blocked && oc && oc->exited() && c.essential && started.insert(c.name).second)
+        addStart(Kind::Daemon, def.family, def, *oc, "restart after exit");
     }
   }
 
@@ -358,8 +371,13 @@ class Planner {
       if (!oc) {
         // Created as soon as its volume sources exist, started once its dependencies allow.
         if (blocked != "volumes") addCreate(kind, owner, def, c.name, name);
+      } else if (blocked.empty() && mayStart && startKeepsFailing(name)) {
+        // It never ran, so nothing of it is lost: the engine may hold state of a start it
+        // died in ("id already in use") that no further start gets past.
+        addAction(Action::Type::Remove, kind, owner, *oc, fmt::format("its start failed {} times before it ever ran; made anew", kStartsBeforeRecreate));
+        plan_.memory.createFailures[name].failures = 0;  // the new one gets its own tries; the backoff stays
       } else if (blocked.empty() && mayStart) {
-        addStart(kind, owner, *oc, "dependencies met");
+        addStart(kind, owner, def, *oc, "dependencies met");
       }
     }
     return p;
@@ -375,7 +393,7 @@ class Planner {
     }
     if (backingOff(name)) return false;
     if (!holder) addCreate(kind, owner, def, kNetworkHolder, name);
-    else if (holder->neverStarted()) addStart(kind, owner, *holder, "the copy's network namespace first");
+    else if (holder->neverStarted()) addStart(kind, owner, def, *holder, "the copy's network namespace first");
     return false;
   }
 
@@ -586,19 +604,33 @@ class Planner {
   }
 
   // DESIGN 3.2 taskPolicy: a definition outside the policy is never started. A copy that
-  // runs already (the policy was tightened since it started) is stopped: the platform team
-  // has said no, and a running privileged container would make the policy a suggestion.
+  // runs already (the policy is new or was tightened since it started, or the definition
+  // changed to one outside it) keeps running: P5, an agent's upgrade or config change
+  // never stops an application. It is reported (a warning, the task's policyProblem) and
+  // is not replaced or restarted; once it has stopped on its own the task is STOPPED.
   bool refuseByPolicy(const config::ApplicationTask& task, Groups& groups, TaskStatus& status) {
     const auto refusals = config::checkTaskPolicy(in_.taskPolicy, task.definition);
     if (refusals.empty()) return false;
-    for (auto& [hash, g] : groups) {
-      stopGroup(Kind::Task, task.id, g, hash == task.definition.hash ? &task.definition : nullptr, "outside taskPolicy");
-      if (!g.live()) removeGroup(Kind::Task, task.id, g);
-    }
     std::vector<std::string> reasons;
     for (const auto& r : refusals) reasons.push_back(r.format());
-    status.status = anyRunningIn(groups) ? Status::Stopping : Status::Stopped;
-    status.stoppedReason = fmt::format("TaskPolicy: {}", fmt::join(reasons, "; "));
+    const std::string refusal = fmt::format("TaskPolicy: {}", fmt::join(reasons, "; "));
+    if (anyRunningIn(groups)) {
+      status.status = Status::Running;
+      status.policyProblem = refusal + "; the running copy is kept, no new copy starts";
+      // The same words in every plan: the agent logs a note once while it repeats.
+      note("WARNING: task {}: running outside taskPolicy: {}", task.id, status.policyProblem);
+      const std::string* runningHash = nullptr;
+      for (const auto& [hash, g] : groups) {
+        if (g.anyRunning()) runningHash = &hash;
+      }
+      fillContainers(status.containers, groups, runningHash ? *runningHash : task.definition.hash);
+      return true;
+    }
+    for (auto& [hash, g] : groups) {
+      if (removable(Kind::Task, g)) removeGroup(Kind::Task, task.id, g);
+    }
+    status.status = Status::Stopped;
+    status.stoppedReason = refusal;
     fillContainers(status.containers, groups, task.definition.hash);
     return true;
   }
@@ -663,7 +695,7 @@ class Planner {
       if (!act) continue;
       note("task {}: container {} exited with code {} after running {} s; restarting (restartPolicy)", task.id, c.name, oc->exitCode,
            std::chrono::duration_cast<seconds>(*oc->finishedAt - *oc->startedAt).count());
-      addStart(Kind::Task, task.id, *oc, "restartPolicy");
+      addStart(Kind::Task, task.id, task.definition, *oc, "restartPolicy");
     }
     return essentialRestarted;
   }
@@ -755,8 +787,12 @@ class Planner {
   }
 
   void stopGroup(Kind kind, const std::string& owner, const Group& g, const TaskDefinition* def, const std::string& why) {
+    // awsvpc: the namespace holder goes last, as ECS stops its pause container last: the
+    // copy's network and host ports stay while its containers wind down.
+    const bool othersRunning = std::any_of(g.containers.begin(), g.containers.end(),
+                                           [](const auto* c) { return c->running() && c->container != kNetworkHolder; });
     for (const auto* c : g.containers) {
-      if (!c->running()) continue;
+      if (!c->running() || (othersRunning && c->container == kNetworkHolder)) continue;
       Action& a = addAction(Action::Type::Stop, kind, owner, *c, why);
       a.stopTimeout = in_.settings.defaultStopTimeout;
       if (def) {
@@ -779,8 +815,10 @@ class Planner {
 
   void addRemove(Kind kind, const std::string& owner, const ObservedContainer& c) { addAction(Action::Type::Remove, kind, owner, c, "stopped"); }
 
-  void addStart(Kind kind, const std::string& owner, const ObservedContainer& c, const std::string& why) {
-    addAction(Action::Type::Start, kind, owner, c, why);
+  // With the copy's definition: the executor makes the copy's parent cgroup again, with its
+  // limits, if it went while the container was down.
+  void addStart(Kind kind, const std::string& owner, const TaskDefinition& def, const ObservedContainer& c, const std::string& why) {
+    addAction(Action::Type::Start, kind, owner, c, why).definition = def;
   }
 
   // Start, Stop and Remove act on a container that exists.
@@ -806,6 +844,12 @@ class Planner {
     a.definition = def;
     a.reason = fmt::format("{} r{}", def.family, def.revision);
     plan_.actions.push_back(std::move(a));
+  }
+
+  static constexpr int kStartsBeforeRecreate = 3;
+  bool startKeepsFailing(const std::string& containerName) const {
+    auto it = plan_.memory.createFailures.find(containerName);
+    return it != plan_.memory.createFailures.end() && it->second.failures >= kStartsBeforeRecreate;
   }
 
   bool backingOff(const std::string& containerName) {

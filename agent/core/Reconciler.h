@@ -5,7 +5,7 @@
 //   gateApplications  P2  no application container before every critical daemon is up
 //   rollDaemons       P1  one copy per family; start-new-then-stop-old; restarts with backoff
 //   admitTasks        P3  tasks admitted by id while their reservation fits
-//   refuseByPolicy        a task outside taskPolicy never runs (DESIGN 3.2)
+//   refuseByPolicy        a task outside taskPolicy never starts; a running copy is kept (3.2, P5)
 //   replaceStopped        a task that stopped on its own comes back after backoff (3.4)
 //   drain             P4  applications stop first; daemons only once none is left
 #include <chrono>
@@ -38,6 +38,9 @@ std::chrono::seconds backoffDelay(int failures);
 // The reason a failed step carries when the engine refused a host port that something
 // outside daemonlet holds: the task is STOPPED with RESOURCE:PORTS until its backoff ends.
 inline constexpr const char* kPortsInUse = "RESOURCE:PORTS";
+// ECS's word for a task whose resources could not be set up: here, its parent cgroup
+// could not be made or limited, so nothing would enforce its reservation (P3).
+inline constexpr const char* kResourceInitialization = "ResourceInitializationError";
 
 // What the agent remembers between plans that the runtime cannot tell it. Lost on an
 // agent restart, which is safe: everything here only delays or explains.
@@ -106,7 +109,7 @@ struct Action {
   std::string containerId;    // Start, Stop, Remove
   std::string containerName;  // the runtime name; for Create the name to give
   std::string container;      // Create: the container's name in the definition
-  std::optional<config::TaskDefinition> definition;  // Create only
+  std::optional<config::TaskDefinition> definition;  // Create and Start: the copy's
   std::chrono::seconds stopTimeout{30};
   std::string reason;  // why, for the log
 };
@@ -140,6 +143,8 @@ struct TaskStatus {
   std::string stoppedReason;  // RESOURCE:MEMORY, RESOURCE:CPU, Essential container exited, ...
   int restarts = 0;           // replaced by fresh containers after stopping on its own
   std::string address;        // awsvpc: the task's own address on the task network
+  // Running outside taskPolicy (tightened since it started): kept, reported, not restarted.
+  std::string policyProblem;
   std::vector<ContainerStatus> containers;
 };
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "agent/core/ContainerSpecBuilder.h"
+#include "config/Resources.h"
 
 namespace daemonlet::agent {
 namespace {
@@ -23,20 +24,12 @@ std::string trimmed(const std::string& parent) { return parent.empty() || parent
 CgroupDriver cgroupDriverOf(const std::string& engineWord) { return engineWord == "systemd" ? CgroupDriver::Systemd : CgroupDriver::Cgroupfs; }
 
 CgroupLimits groupLimits(const config::TaskDefinition& def) {
+  // Admission and enforcement read the same numbers (DESIGN 3.3): never more than reserved.
+  const config::Resources reserved = config::reservationOf(def);
   CgroupLimits out;
-  if (def.memory) {
-    out.memoryBytes = *def.memory * kMiB;
-  } else {
-    std::int64_t sum = 0;
-    for (const auto& c : def.containers) sum += c.memory.value_or(c.memoryReservation.value_or(0));
-    if (sum > 0) out.memoryBytes = sum * kMiB;
-  }
+  if (reserved.memory > 0) out.memoryBytes = reserved.memory * kMiB;
   if (def.cpu && *def.cpu > 0) out.cpuQuotaMicros = *def.cpu * kCpuPeriodMicros / 1024;
-  std::int64_t units = def.cpu.value_or(0);
-  if (!def.cpu) {
-    for (const auto& c : def.containers) units += c.cpu.value_or(0);
-  }
-  if (units > 0) out.cpuShares = std::clamp(units, kMinShares, kMaxShares);
+  if (reserved.cpu > 0) out.cpuShares = std::clamp(reserved.cpu, kMinShares, kMaxShares);
   return out;
 }
 
@@ -91,6 +84,15 @@ std::vector<std::string> cgroupfsDirectories(int version, const std::string& par
   if (version == 2) return {p};
   std::vector<std::string> out;
   for (const auto& c : controllers) out.push_back(c + "/" + p);
+  return out;
+}
+
+std::vector<std::string> leftoverParents(const std::vector<FoundParent>& found, const std::set<std::string>& named,
+                                         std::chrono::seconds minAge) {
+  std::vector<std::string> out;
+  for (const auto& f : found) {
+    if (!f.populated && f.age >= minAge && !named.count(f.parent)) out.push_back(f.parent);
+  }
   return out;
 }
 

@@ -4,8 +4,10 @@
 // inside it. What the parent is called and which files or properties carry the limits is
 // decided here, for both cgroup drivers and both cgroup versions; host/TaskCgroups does
 // the writing.
+#include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,10 +30,10 @@ struct CgroupLimits {
   friend bool operator==(const CgroupLimits&, const CgroupLimits&) = default;
 };
 
-// Task-level memory, else the sum over containers of `memory` (or `memoryReservation`
-// where only that is given): a container with a soft limit alone no longer runs unbounded.
-// Task-level cpu is a hard cap; container cpu units stay relative (ECS: shares), so the
-// group's weight is its cpu reservation and it gets no quota without task-level cpu.
+// The copy's reservation (config::reservationOf, the number admission counted) as the
+// group's hard memory limit, so a task can never use more than it reserved. Task-level
+// cpu is a hard cap; container cpu units stay relative (ECS: shares), so the group's
+// weight is its cpu reservation and it gets no quota without task-level cpu.
 CgroupLimits groupLimits(const config::TaskDefinition& def);
 
 // The parent as the engine's driver names it: "/daemonlet/<group>" (cgroupfs) or
@@ -56,6 +58,22 @@ std::vector<CgroupStep> cgroupfsSteps(int version, const std::string& parent, co
 // cgroupfs: the directories to remove (deepest last-created first), relative to the mount;
 // v1 has one per controller hierarchy in `controllers`.
 std::vector<std::string> cgroupfsDirectories(int version, const std::string& parent, const std::vector<std::string>& controllers);
+
+// cgroupfs: a parent found under daemonlet/, as host/TaskCgroups lists it.
+struct FoundParent {
+  std::string parent;           // "/daemonlet/<group>"
+  std::chrono::seconds age{0};  // since its directory last changed, in the hierarchy where that is latest
+  bool populated = false;       // a process, or a container's own cgroup, in it in any hierarchy
+};
+
+// Containers removed while no agent ran (kill -9, then `docker rm`) leave their copy's
+// parent behind, and thousands of empty cgroups cost the kernel memory. A leftover is
+// empty, named by no container on the engine (of any instance: agents share daemonlet/),
+// and older than `minAge`, so that another agent's parent, made just before its first
+// create, is left alone.
+inline constexpr std::chrono::minutes kLeftoverParentAge{10};
+std::vector<std::string> leftoverParents(const std::vector<FoundParent>& found, const std::set<std::string>& named,
+                                         std::chrono::seconds minAge);
 
 // systemd: the slice's unit properties (all of type "t", an unsigned 64-bit integer).
 struct SliceProperty {

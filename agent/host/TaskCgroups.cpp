@@ -4,8 +4,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace daemonlet::agent {
@@ -26,6 +28,26 @@ std::string readTrimmed(const fs::path& path) {
 bool holds(const fs::path& path, const std::string& value) {
   const std::string current = readTrimmed(path);
   return current == value;
+}
+
+// "" when written, else the errno text: a cgroup file reports a refused value at write().
+std::string writeFile(const fs::path& path, const std::string& value) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return std::strerror(errno);
+  const bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  const std::string why = ok ? "" : std::strerror(errno);
+  ::close(fd);
+  return why;
+}
+
+// A group directory holds a container once the engine's runtime made the container's own
+// cgroup in it (a subdirectory) or put a process in it directly.
+bool inUse(const fs::path& group) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(group, ec)) {
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) return true;
+  }
+  return !readTrimmed(group / "cgroup.procs").empty();
 }
 
 struct BusDeleter {
@@ -50,13 +72,48 @@ runtime::Status TaskCgroups::ensure(const std::string& parent, const CgroupLimit
   return driver_ == CgroupDriver::Systemd ? ensureSlice(parent, limits) : ensureDirectories(parent, limits);
 }
 
-void TaskCgroups::remove(const std::string& parent) {
+bool TaskCgroups::remove(const std::string& parent) {
   if (driver_ == CgroupDriver::Systemd) return removeSlice(parent);
+  bool gone = true;
   for (const auto& dir : cgroupfsDirectories(version_, parent, controllers())) {
     const fs::path path = mount_ / dir;
-    if (::rmdir(path.c_str()) != 0 && errno != ENOENT)
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
       log_.warn("cgroup {}: not removed: {}", path.string(), std::strerror(errno));
+      gone = false;
+    }
   }
+  return gone;
+}
+
+bool TaskCgroups::exists(const std::string& parent, const CgroupLimits& limits) const {
+  if (driver_ == CgroupDriver::Systemd) return true;
+  std::error_code ec;
+  for (const auto& step : cgroupfsSteps(version_, parent, limits)) {
+    if (step.type == CgroupStep::Type::MakeDirectory && !fs::is_directory(mount_ / step.path, ec)) return false;
+  }
+  return true;
+}
+
+std::vector<FoundParent> TaskCgroups::parents() const {
+  if (driver_ == CgroupDriver::Systemd) return {};
+  std::map<std::string, FoundParent> found;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& dir : cgroupfsDirectories(version_, "/daemonlet", controllers())) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(mount_ / dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_symlink(ec) || !entry.is_directory(ec) || (name.rfind("task-", 0) != 0 && name.rfind("daemon-", 0) != 0))
+        continue;
+      const auto changed = fs::last_write_time(entry.path(), ec);
+      const auto age = ec ? std::chrono::seconds(0) : std::chrono::duration_cast<std::chrono::seconds>(now - changed);
+      auto [it, first] = found.try_emplace(name, FoundParent{"/daemonlet/" + name, age, false});
+      if (!first) it->second.age = std::min(it->second.age, age);
+      it->second.populated = it->second.populated || inUse(entry.path());
+    }
+  }
+  std::vector<FoundParent> out;
+  for (auto& [name, f] : found) out.push_back(std::move(f));
+  return out;
 }
 
 // Every v1 hierarchy the engine's runtime creates the parent in (one directory per
@@ -72,15 +129,13 @@ std::vector<std::string> TaskCgroups::controllers() const {
 }
 
 runtime::Status TaskCgroups::ensureDirectories(const std::string& parent, const CgroupLimits& limits) {
+  std::map<fs::path, bool> live;  // by group directory: holds a container already
   for (const auto& step : cgroupfsSteps(version_, parent, limits)) {
     const fs::path path = mount_ / step.path;
     if (step.type == CgroupStep::Type::MakeDirectory) {
       std::error_code ec;
       fs::create_directories(path, ec);
-      // A read-only or forbidden cgroup tree (a hardened unit, a container) is not this
-      // copy's fault: Unsupported tells the caller that no copy can have a parent here.
-      const bool closed = ec == std::errc::read_only_file_system || ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted;
-      if (ec) return Error{closed ? Error::Code::Unsupported : Error::Code::Engine, "cgroup " + path.string() + ": cannot create: " + ec.message()};
+      if (ec) return Error{Error::Code::PermissionDenied, "cannot create " + path.string() + ": " + ec.message()};
       continue;
     }
     if (step.optional && !fs::exists(path)) continue;
@@ -90,13 +145,17 @@ runtime::Status TaskCgroups::ensureDirectories(const std::string& parent, const 
       if (enabled.find(" " + step.value.substr(1) + " ") != std::string::npos) continue;
     } else if (holds(path, step.value)) {
       continue;
+    } else if (live.try_emplace(path.parent_path(), inUse(path.parent_path())).first->second) {
+      // Limits are written when a copy's group is made. One that holds containers already
+      // (adopted after an agent restart or upgrade whose rule differs) keeps what it has:
+      // lowering a live limit could OOM-kill a running task (P5). Its next copy gets the new one.
+      log_.info("cgroup {}: in use, keeps {} (this agent would write {}); its next copy gets the new value", path.string(),
+                readTrimmed(path), step.value);
+      continue;
     }
-    std::ofstream out(path);
-    out << step.value;
-    out.flush();
-    if (!out) {
+    if (auto written = writeFile(path, step.value); !written.empty()) {
       if (step.optional) continue;
-      return Error{Error::Code::PermissionDenied, "cgroup " + path.string() + ": cannot write " + step.value + ": " + std::strerror(errno)};
+      return Error{Error::Code::PermissionDenied, "cannot write " + step.value + " to " + path.string() + ": " + written};
     }
   }
   return runtime::Done{};
@@ -137,23 +196,24 @@ runtime::Status TaskCgroups::ensureSlice(const std::string& slice, const CgroupL
   return runtime::Done{};
 }
 
-void TaskCgroups::removeSlice(const std::string& slice) {
+bool TaskCgroups::removeSlice(const std::string& slice) {
   const Libsystemd* b = nullptr;
   try {
     b = &libsystemd();
   } catch (const std::exception&) {
-    return;
+    return false;
   }
   sd_bus* raw = nullptr;
-  if (b->bus_open_system(&raw) < 0) return;
+  if (b->bus_open_system(&raw) < 0) return false;
   Bus bus(raw);
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
   int r = b->bus_call_method(bus.get(), kSystemd, kSystemdPath, kManager, "StopUnit", &error, &reply, "ss", slice.c_str(), "replace");
-  if (r < 0 && !(error.name && std::string(error.name) == "org.freedesktop.systemd1.NoSuchUnit"))
-    log_.warn("systemd slice {}: not stopped: {}", slice, error.message ? error.message : std::strerror(-r));
+  const bool gone = r >= 0 || (error.name && std::string(error.name) == "org.freedesktop.systemd1.NoSuchUnit");
+  if (!gone) log_.warn("systemd slice {}: not stopped: {}", slice, error.message ? error.message : std::strerror(-r));
   b->bus_error_free(&error);
   b->bus_message_unref(reply);
+  return gone;
 }
 
 }  // namespace daemonlet::agent

@@ -24,13 +24,20 @@ class TaskCgroups {
   CgroupDriver driver() const { return driver_; }
 
   runtime::Status ensure(const std::string& parent, const CgroupLimits& limits);
-  // Best effort: a parent still in use (EBUSY) stays, and is logged.
-  void remove(const std::string& parent);
+  // Best effort: a parent still in use (EBUSY) stays, and is logged. True when it is gone
+  // from every hierarchy.
+  bool remove(const std::string& parent);
+  // Whether the parent is there, in every hierarchy `limits` are written in (a systemd slice
+  // counts as there: ensure keeps an existing one as it is).
+  bool exists(const std::string& parent, const CgroupLimits& limits) const;
+  // cgroupfs: every copy's parent under daemonlet/ (task-* and daemon-*), from every
+  // hierarchy. Empty with the systemd driver: its slices are not swept.
+  std::vector<FoundParent> parents() const;
 
  private:
   runtime::Status ensureDirectories(const std::string& parent, const CgroupLimits& limits);
   runtime::Status ensureSlice(const std::string& slice, const CgroupLimits& limits);
-  void removeSlice(const std::string& slice);
+  bool removeSlice(const std::string& slice);
   std::vector<std::string> controllers() const;
 
   Logger& log_;

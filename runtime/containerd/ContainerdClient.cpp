@@ -2,6 +2,7 @@
 
 #include <sys/utsname.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -121,7 +122,7 @@ Error ContainerdClient::error(const grpc::Status& status, const std::string& wha
   }
 }
 
-Result<std::string> ContainerdClient::createLease(std::chrono::minutes expiry) {
+Result<ContainerdClient::Lease> ContainerdClient::createLease(std::chrono::minutes expiry) {
   pb::leases::CreateRequest req;
   req.set_id("daemonlet-" + randomSuffix());
   const auto expires = std::chrono::system_clock::now() + expiry;
@@ -130,15 +131,16 @@ Result<std::string> ContainerdClient::createLease(std::chrono::minutes expiry) {
   pb::leases::CreateResponse resp;
   auto ctx = context();
   if (auto s = leases->Create(ctx.get(), req, &resp); !s.ok()) return error(s, "create lease");
-  return resp.lease().id();
+  return Lease(*this, resp.lease().id());
 }
 
-void ContainerdClient::deleteLease(const std::string& id) {
+ContainerdClient::Lease::~Lease() {
+  if (!client_) return;
   pb::leases::DeleteRequest req;
-  req.set_id(id);
+  req.set_id(id_);
   google::protobuf::Empty resp;
-  auto ctx = context();
-  leases->Delete(ctx.get(), req, &resp);  // if this fails the lease expires by itself
+  auto ctx = client_->context();
+  client_->leases->Delete(ctx.get(), req, &resp);  // if this fails the lease expires by itself
 }
 
 Result<std::string> ContainerdClient::readBlob(const std::string& digest) {
@@ -370,11 +372,6 @@ Result<std::vector<std::string>> ContainerdClient::importArchive(const std::stri
   const auto& members = index.value();
   auto lease = createLease(std::chrono::minutes(30));
   if (!lease) return lease.error();
-  struct LeaseGuard {
-    ContainerdClient& c;
-    std::string id;
-    ~LeaseGuard() { c.deleteLease(id); }
-  } guard{*this, lease.value()};
 
   auto uploadMember = [&](const BlobRef& blob, const TarMember& m, const std::map<std::string, std::string>& labels) {
     std::ifstream in(tarPath, std::ios::binary);
@@ -385,7 +382,7 @@ Result<std::vector<std::string>> ContainerdClient::importArchive(const std::stri
       if (n == 0 || !in.read(out, static_cast<std::streamsize>(n))) return 0;
       left -= n;
       return static_cast<std::size_t>(n);
-    }, labels, lease.value());
+    }, labels, lease->id());
   };
 
   std::vector<std::string> names;
@@ -424,14 +421,14 @@ Result<std::vector<std::string>> ContainerdClient::importArchive(const std::stri
         manifestLabels[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = layer.digest;
         image.layers.push_back(layer);
       }
-      if (auto s = writeBlob(configBlob, configBytes, {}, lease.value()); !s) return s.error();
+      if (auto s = writeBlob(configBlob, configBytes, {}, lease->id()); !s) return s.error();
       const std::string manifestBytes = ociManifest.dump();
       BlobRef manifestBlob{kOciManifest, sha256Digest(manifestBytes), static_cast<std::int64_t>(manifestBytes.size())};
-      if (auto s = writeBlob(manifestBlob, manifestBytes, manifestLabels, lease.value()); !s) return s.error();
-      if (auto s = unpack(image, lease.value()); !s) return s.error();
+      if (auto s = writeBlob(manifestBlob, manifestBytes, manifestLabels, lease->id()); !s) return s.error();
+      if (auto s = unpack(image, lease->id()); !s) return s.error();
       for (const auto& tag : entry.value("RepoTags", json::array())) {
         const std::string name = normalizeReference(tag.get<std::string>());
-        if (auto s = createImage(name, manifestBlob, lease.value()); !s) return s.error();
+        if (auto s = createImage(name, manifestBlob, lease->id()); !s) return s.error();
         names.push_back(name);
       }
     }
@@ -476,10 +473,10 @@ Result<std::vector<std::string>> ContainerdClient::importArchive(const std::stri
       name = normalizeReference(name);
       const BlobRef target = blobOf(d);
       if (auto s = uploadTree(target); !s) return s.error();
-      if (auto s = createImage(name, target, lease.value()); !s) return s.error();
+      if (auto s = createImage(name, target, lease->id()); !s) return s.error();
       auto resolved = resolveManifest(name, target, 0);
       if (!resolved) return resolved.error();
-      if (auto s = unpack(resolved.value(), lease.value()); !s) return s.error();
+      if (auto s = unpack(resolved.value(), lease->id()); !s) return s.error();
       names.push_back(name);
     }
   } else {
@@ -487,6 +484,96 @@ Result<std::vector<std::string>> ContainerdClient::importArchive(const std::stri
   }
   if (names.empty()) return Error{Error::Code::Protocol, what + ": the archive names no image"};
   return names;
+}
+
+}  // namespace daemonlet::runtime::containerd
+
+namespace daemonlet::runtime::containerd {
+
+Status ContainerdClient::pull(const std::string& reference, RegistryClient& registry, const std::string& workDir) {
+  const std::string name = normalizeReference(reference);
+  const std::string what = "pull " + name;
+  auto ref = parseRegistryReference(name);
+  if (!ref) return ref.error();
+  std::error_code ec;
+  std::filesystem::create_directories(workDir, ec);
+  if (ec) return Error{Error::Code::Engine, fmt::format("{}: cannot create {}: {}", what, workDir, ec.message())};
+  auto lease = createLease(std::chrono::minutes(30));
+  if (!lease) return lease.error();
+
+  auto fetchManifest = [&](const std::string& wanted) -> Result<Manifest> {
+    auto m = registry.manifest(wanted);
+    if (!m) return m.error();
+    m->digest = sha256Digest(m->bytes);
+    if (wanted.rfind("sha256:", 0) == 0 && m->digest != wanted)
+      return Error{Error::Code::Protocol, fmt::format("{}: manifest {} arrived with digest {}", what, wanted, m->digest)};
+    return m;
+  };
+  auto top = fetchManifest(ref->reference);
+  if (!top) return top.error();
+  Manifest chosen = top.value();
+  std::map<std::string, std::string> topLabels;
+  const bool isIndex = top->mediaType == kOciIndex || top->mediaType == kDockerList;
+  if (isIndex) {
+    const auto index = json::parse(top->bytes, nullptr, false);
+    const std::string arch = hostArchitecture();
+    std::optional<std::size_t> pick;
+    const auto manifests = index.value("manifests", json::array());
+    for (std::size_t i = 0; i < manifests.size() && !pick; ++i) {
+      const json platform = manifests[i].value("platform", json::object());
+      if (platform.value("os", std::string()) == "linux" && platform.value("architecture", std::string()) == arch) pick = i;
+    }
+    if (!pick) return Error{Error::Code::NotFound, fmt::format("{}: the index has no manifest for linux/{}", what, arch)};
+    auto m = fetchManifest(manifests[*pick].value("digest", std::string()));
+    if (!m) return m.error();
+    chosen = m.value();
+    topLabels[fmt::format("containerd.io/gc.ref.content.m.{}", *pick)] = chosen.digest;
+  }
+  const auto doc = json::parse(chosen.bytes, nullptr, false);
+  if (!doc.contains("config") || !doc.contains("layers"))
+    return Error{Error::Code::Protocol, fmt::format("{}: manifest {} ({}) has no config or layers", what, chosen.digest, chosen.mediaType)};
+
+  // Config and layers: each blob staged in a file, then streamed into the content store,
+  // which checks its digest on commit. Blobs containerd has already are not downloaded.
+  std::map<std::string, std::string> manifestLabels;
+  std::vector<BlobRef> blobs{blobOf(doc["config"])};
+  manifestLabels["containerd.io/gc.ref.content.config"] = blobs[0].digest;
+  for (std::size_t i = 0; i < doc["layers"].size(); ++i) {
+    blobs.push_back(blobOf(doc["layers"][i]));
+    manifestLabels[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = blobs.back().digest;
+  }
+  for (const auto& blob : blobs) {
+    pb::content::InfoRequest req;
+    req.set_digest(blob.digest);
+    pb::content::InfoResponse resp;
+    if (auto ctx = context(callDeadline_, lease->id()); content->Info(ctx.get(), req, &resp).ok()) continue;
+    const std::string path = fmt::format("{}/{}-{}.partial", workDir, blob.digest.substr(blob.digest.find(':') + 1), randomSuffix());
+    struct FileGuard {
+      std::string path;
+      ~FileGuard() { std::remove(path.c_str()); }
+    } file{path};
+    if (auto s = registry.blob(blob.digest, path); !s) return s.error();
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec || static_cast<std::int64_t>(size) != blob.size)
+      return Error{Error::Code::Protocol, fmt::format("{}: blob {} is {} bytes, the manifest says {}", what, blob.digest, ec ? 0 : size, blob.size)};
+    std::ifstream in(path, std::ios::binary);
+    auto s = writeBlob(blob, [&](char* out, std::size_t max) -> std::size_t {
+      in.read(out, static_cast<std::streamsize>(max));
+      return static_cast<std::size_t>(in.gcount());
+    }, {}, lease->id());
+    if (!s) return Error{s.error().code, what + ": " + s.error().message};
+  }
+  if (auto s = writeBlob({chosen.mediaType, chosen.digest, static_cast<std::int64_t>(chosen.bytes.size())}, chosen.bytes, manifestLabels, lease->id()); !s)
+    return s.error();
+  if (isIndex) {
+    if (auto s = writeBlob({top->mediaType, top->digest, static_cast<std::int64_t>(top->bytes.size())}, top->bytes, topLabels, lease->id()); !s)
+      return s.error();
+  }
+  if (auto s = createImage(name, {top->mediaType, top->digest, static_cast<std::int64_t>(top->bytes.size())}, lease->id()); !s)
+    return s.error();
+  auto resolved = resolveImage(name);
+  if (!resolved) return resolved.error();
+  return unpack(resolved.value(), lease->id());
 }
 
 }  // namespace daemonlet::runtime::containerd

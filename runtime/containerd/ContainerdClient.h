@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -26,6 +27,7 @@
 
 #include "runtime/Result.h"
 #include "runtime/containerd/OciSpec.h"
+#include "runtime/containerd/RegistryClient.h"
 
 namespace daemonlet::runtime::containerd {
 
@@ -74,9 +76,21 @@ class ContainerdClient {
   // `what` plus containerd's own message, with a code the caller can act on.
   Error error(const grpc::Status& status, const std::string& what) const;
 
-  // A lease that expires by itself if we die before deleting it.
-  Result<std::string> createLease(std::chrono::minutes expiry);
-  void deleteLease(const std::string& id);
+  // Holds what is written under it from containerd's garbage collector; deleted when this
+  // goes, and expires by itself if we die first.
+  class Lease {
+   public:
+    Lease(ContainerdClient& client, std::string id) : client_(&client), id_(std::move(id)) {}
+    Lease(Lease&& other) noexcept : client_(std::exchange(other.client_, nullptr)), id_(std::move(other.id_)) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    const std::string& id() const { return id_; }
+
+   private:
+    ContainerdClient* client_;
+    std::string id_;
+  };
+  Result<Lease> createLease(std::chrono::minutes expiry);
 
   Result<std::string> readBlob(const std::string& digest);
   // `read(buffer, max)` returns how many bytes it put there, 0 at the end.
@@ -91,6 +105,10 @@ class ContainerdClient {
   Status unpack(const ResolvedImage& image, const std::string& lease);
   // docker save or OCI archive; returns the names of the images it held.
   Result<std::vector<std::string>> importArchive(const std::string& tarPath);
+  // From the registry `registry` speaks to: the manifest (the host platform's, from an
+  // index), config and layers written under a lease (downloads staged in `workDir`),
+  // the image created as `reference`, its layers unpacked.
+  Status pull(const std::string& reference, RegistryClient& registry, const std::string& workDir);
 
   std::unique_ptr<pb::version::Version::Stub> version;
   std::unique_ptr<pb::containers::Containers::Stub> containers;

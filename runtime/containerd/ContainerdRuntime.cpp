@@ -19,6 +19,7 @@
 
 #include "event_types.pb.h"
 #include "runtime/containerd/ContainerdClient.h"
+#include "runtime/containerd/ImageReference.h"
 #include "runtime/containerd/OciSpec.h"
 
 namespace daemonlet::runtime {
@@ -246,13 +247,8 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
     if (!image) return Error{image.error().code, fmt::format("{}: {}", what, image.error().message)};
     auto lease = c.createLease(std::chrono::minutes(10));
     if (!lease) return lease.error();
-    struct LeaseGuard {
-      ContainerdClient& c;
-      std::string id;
-      ~LeaseGuard() { c.deleteLease(id); }
-    } guard{c, lease.value()};
     if (!c.unpacked(image.value())) {
-      if (auto s = c.unpack(image.value(), lease.value()); !s) return Error{s.error().code, what + ": " + s.error().message};
+      if (auto s = c.unpack(image.value(), lease->id()); !s) return Error{s.error().code, what + ": " + s.error().message};
     }
     // cgroupfs paths only: runc's systemd driver would need the shim's SystemdCgroup option.
     const std::string parent = spec.cgroupParent.value_or("/daemonlet");
@@ -268,7 +264,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
       rm.set_snapshotter(kSnapshotter);
       rm.set_key(spec.name);
       google::protobuf::Empty empty;
-      auto ctx = c.context(c.callDeadline(), lease.value());
+      auto ctx = c.context(c.callDeadline(), lease->id());
       c.snapshots->Remove(ctx.get(), rm, &empty);
     };
     pb::snapshots::PrepareSnapshotRequest prepare;
@@ -276,11 +272,11 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
     prepare.set_key(spec.name);
     prepare.set_parent(image->chainId);
     pb::snapshots::PrepareSnapshotResponse prepared;
-    auto ctx = c.context(c.callDeadline(), lease.value());
+    auto ctx = c.context(c.callDeadline(), lease->id());
     auto s = c.snapshots->Prepare(ctx.get(), prepare, &prepared);
     if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {  // left by a create that died before its container was made
       removeSnapshot();
-      auto retry = c.context(c.callDeadline(), lease.value());
+      auto retry = c.context(c.callDeadline(), lease->id());
       s = c.snapshots->Prepare(retry.get(), prepare, &prepared);
     }
     if (!s.ok()) return c.error(s, what + ": prepare snapshot");
@@ -297,7 +293,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
     container->set_snapshotter(kSnapshotter);
     container->set_snapshot_key(spec.name);
     pb::containers::CreateContainerResponse resp;
-    auto cctx = c.context(c.callDeadline(), lease.value());
+    auto cctx = c.context(c.callDeadline(), lease->id());
     if (auto cs = c.containers->Create(cctx.get(), req, &resp); !cs.ok()) {
       removeSnapshot();
       if (cs.error_code() == grpc::StatusCode::ALREADY_EXISTS)
@@ -830,21 +826,21 @@ asio::awaitable<Result<EngineInfo>> ContainerdRuntime::version() {
 
 asio::awaitable<Status> ContainerdRuntime::ensureImage(std::string image) {
   auto client = impl_->client;
-  auto pending = impl_->offload([client, image]() -> Status {
+  auto pending = impl_->offload([client, image, options = impl_->options]() -> Status {
     auto resolved = client->resolveImage(image);
-    if (!resolved) {
-      if (resolved.error().code == Error::Code::NotFound)
-        return Error{Error::Code::NotFound,
-                     fmt::format("{}; pulling from a registry is not implemented in the containerd adapter yet (load it with loadImage)",
-                                 resolved.error().message)};
-      return resolved.error();
+    if (!resolved && resolved.error().code == Error::Code::NotFound) {
+      if (!options.registryGet)
+        return Error{Error::Code::NotFound, resolved.error().message + "; this runtime has no registry access (load the image first)"};
+      auto ref = containerd::parseRegistryReference(containerd::normalizeReference(image));
+      if (!ref) return ref.error();
+      containerd::RegistryClient registry(options.registryGet, ref.value(), options.insecureRegistries);
+      return client->pull(image, registry, options.pullDir);
     }
+    if (!resolved) return resolved.error();
     if (client->unpacked(resolved.value())) return Done{};
     auto lease = client->createLease(std::chrono::minutes(30));
     if (!lease) return lease.error();
-    auto unpacked = client->unpack(resolved.value(), lease.value());
-    client->deleteLease(lease.value());
-    return unpacked;
+    return client->unpack(resolved.value(), lease->id());
   });
   co_return co_await std::move(pending);
 }

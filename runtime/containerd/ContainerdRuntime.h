@@ -10,9 +10,11 @@
 // the destructor, which wait for those threads to notice.
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "runtime/Runtime.h"
+#include "runtime/containerd/RegistryHttp.h"
 
 namespace daemonlet::runtime {
 
@@ -26,6 +28,12 @@ class ContainerdRuntime final : public Runtime {
     std::chrono::milliseconds reconnectInitial{200};
     std::chrono::milliseconds reconnectMax{10000};
     int workers = 8;  // concurrent engine calls (a stop holds one for its grace period)
+    // Registry pulls: HTTP from the caller (none: an image must be loaded first), hosts
+    // (host:port) spoken to over plain http instead of verified https, and where
+    // downloads are staged.
+    HttpGet registryGet;
+    std::set<std::string> insecureRegistries;
+    std::string pullDir = "/var/lib/daemonlet/containerd-pull";
   };
 
   // `endpoint` is unix:///path/to/containerd.sock (or a bare path).
@@ -34,7 +42,8 @@ class ContainerdRuntime final : public Runtime {
   ~ContainerdRuntime() override;
 
   asio::awaitable<Result<EngineInfo>> version() override;
-  // Present and unpacked means done; present but not unpacked is unpacked.
+  // Present and unpacked means done; present but not unpacked is unpacked; absent is
+  // pulled from the registry its name says (registry API v2, anonymous bearer tokens).
   asio::awaitable<Status> ensureImage(std::string image) override;
   // A `docker save` or OCI archive: content written, images created, layers unpacked.
   asio::awaitable<Status> loadImage(std::string tarPath) override;

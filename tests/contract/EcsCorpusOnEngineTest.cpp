@@ -102,9 +102,13 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
       if (v.hostSourcePath && !fs::exists(*v.hostSourcePath)) v.hostSourcePath = (hostPaths.path / v.name).string();
       if (v.hostSourcePath) fs::create_directories(hostPaths.path / v.name);
     }
+    // A shared volume the definition expects to exist (autoprovision false) is one the
+    // platform team made; app tasks may mount it only where taskPolicy.sharedVolumes says.
     std::vector<std::string> sharedMade;
+    config::TaskPolicy policy;
     for (const auto& v : def.volumes) {
       if (!v.dockerVolume || !v.dockerVolume->shared || v.dockerVolume->autoprovision) continue;
+      policy.sharedVolumes.push_back(v.name);
       if (test::runAsync(io, engine->inspectVolume(v.name)).ok()) continue;
       REQUIRE(test::runAsync(io, engine->createVolume({v.name, v.dockerVolume->driver, v.dockerVolume->driverOpts, v.dockerVolume->labels})).ok());
       sharedMade.push_back(v.name);
@@ -112,6 +116,7 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
 
     TaskPreparation preparation(*engine, log, instance);
     preparation.useSecretsDirectory(secrets.path.string());
+    preparation.usePolicy(policy);
     // A driver the engine lacks is refused by name (awsfirelens); mapped, the rest of the
     // body must still be accepted.
     std::map<std::string, std::string> map;
@@ -156,7 +161,8 @@ TEST_CASE("ECS corpus on dockerd: every create body of every valid definition is
     }
     for (auto id = created.rbegin(); id != created.rend(); ++id) test::runAsync(io, engine->remove(*id));
     test::runAsync(io, [&]() -> asio::awaitable<bool> {
-      co_await preparation.removeVolumes(Kind::Task, taskId, def.hash);
+      std::function<bool()> never = [] { return false; };  // named: GCC 12 and temporaries in co_await
+      co_await preparation.removeVolumes(Kind::Task, taskId, def.hash, never);
       co_return true;
     }());
     for (const auto& name : sharedMade) test::runAsync(io, engine->removeVolume(name));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The agent driven by a control endpoint (tests/control/control_server.py) on the
-# machine's dockerd: registration, a daemon added on the server starts within one poll,
+# machine's dockerd (or containerd, DAEMONLET_TEST_RUNTIME=containerd): registration, a
+# daemon added on the server starts within one poll,
 # a revision change rolls out, DRAINING drains tasks and keeps daemons, reports reach the
 # server, every injected fault leaves the containers untouched and the agent alive and
 # is recovered from, a restart with the server down runs the persisted state (P7), and
@@ -19,7 +20,8 @@ server=
 cleanup() {
   [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
   [ -n "$server" ] && { kill -9 "$server"; wait "$server"; } 2>/dev/null
-  docker ps -aq --filter label=io.daemonlet.instance=ctl-e2e | xargs -r docker rm -f >/dev/null
+  engine_rm_all label=io.daemonlet.instance=ctl-e2e
+  engine_events_end
   if [ "$fail" != 0 ]; then rm -rf /tmp/dl-control-failed; mv "$work" /tmp/dl-control-failed && echo "logs kept in /tmp/dl-control-failed"; fi
   rm -rf "$work"
 }
@@ -42,12 +44,12 @@ start_agent() {
 }
 # name started-at status of every managed container: the fingerprint of "untouched".
 snapshot() {
-  docker ps -aq --filter label=io.daemonlet.instance=ctl-e2e |
-    xargs -r docker inspect -f '{{.Name}} {{.State.StartedAt}} {{.State.Status}}' | sort
+  local id
+  for id in $(engine_ids -a label=io.daemonlet.instance=ctl-e2e); do engine_fingerprint "$id" | cut -d' ' -f2-; done | sort
 }
 definition() {  # definition FILE FAMILY REVISION [MEMORY]
   cat >"$1" <<JSON
-{"family": "$2", "revision": $3, "containerDefinitions": [{"name": "main", "image": "$image", "memory": ${4:-32}, "stopTimeout": 2,
+{"family": "$2", $(engine_definition_fields)"revision": $3, "containerDefinitions": [{"name": "main", "image": "$image", "memory": ${4:-32}, "stopTimeout": 2,
   "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]}]}
 JSON
 }
@@ -57,6 +59,7 @@ definition "$work/shipper-1.json" shipper 1
 definition "$work/web.json" web 0
 definition "$work/huge.json" huge 0 1000000
 
+engine_events_begin "$work/engine-events"
 start_server
 cat >"$work/config.yaml" <<YAML
 instance:
@@ -67,6 +70,7 @@ instance:
 source: {type: http, url: "http://127.0.0.1:$port"}
 listen: $listen
 stateDir: $work/state
+$(engine_config)
 YAML
 
 # --- registration, first desired state, reports ------------------------------------------
@@ -81,7 +85,7 @@ total_mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))
 [ "$(ctl get 's["registrations"]["default/ctl-e2e"]["capacity"]["memory"]')" = $(( total_mem - 256 )) ] \
   || bad "registered memory is not total ($total_mem) minus reserved 256: $reg"
 say "registered: $reg"
-web_running() { [ -n "$(docker ps -q --filter name=daemonlet-task-web-1-main)" ]; }
+web_running() { [ -n "$(engine_ids label=io.daemonlet.instance=ctl-e2e name=daemonlet-task-web-1-main)" ]; }
 wait_for 30 web_running || bad "web-1 did not start"
 reported() { [ "$(ctl get "$1" 2>/dev/null)" = "$2" ]; }
 wait_for 10 reported 's["status"]["default/ctl-e2e"]["phase"]' ACTIVE || bad "no ACTIVE report"
@@ -95,12 +99,12 @@ say "reports: ACTIVE, monitor RUNNING, web-1 RUNNING, huge-1 RESOURCE:MEMORY"
 # --- a daemon added on the server starts within one poll (the poll waits 55 s) -----------
 t0=$(date +%s%N)
 ctl desired 2 --daemon "$work/monitor-1.json" --daemon "$work/shipper-1.json" --task web-1="$work/web.json" >/dev/null
-shipper_up() { [ -n "$(docker ps -q --filter label=io.daemonlet.family=shipper)" ]; }
+shipper_up() { [ -n "$(engine_ids label=io.daemonlet.instance=ctl-e2e label=io.daemonlet.family=shipper)" ]; }
 wait_for 55 shipper_up || bad "shipper did not start within one long poll"
 say "daemon added on the server running after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
 # --- a new revision rolls out, start-new-then-stop-old ------------------------------------
-old=$(docker ps -q --filter label=io.daemonlet.family=monitor)
+old=$(engine_ids label=io.daemonlet.instance=ctl-e2e label=io.daemonlet.family=monitor)
 t0=$(date +%s)
 ctl desired 3 --daemon "$work/monitor-2.json" --daemon "$work/shipper-1.json" --task web-1="$work/web.json" >/dev/null
 one_new_copy() { only_revision_running monitor 2 "$old"; }
@@ -110,10 +114,10 @@ wait_for 10 reported 's["status"]["default/ctl-e2e"]["daemons"][0]["revision"]' 
 
 # --- instanceStatus DRAINING drains tasks and keeps daemons; ACTIVE admits again ----------
 ctl desired 4 --draining --daemon "$work/monitor-2.json" --daemon "$work/shipper-1.json" --task web-1="$work/web.json" >/dev/null
-web_gone() { [ -z "$(docker ps -q --filter name=daemonlet-task-web-1-main)" ]; }
+web_gone() { [ -z "$(engine_ids label=io.daemonlet.instance=ctl-e2e name=daemonlet-task-web-1-main)" ]; }
 wait_for 30 web_gone || bad "DRAINING did not stop web-1"
 wait_for 10 reported 's["status"]["default/ctl-e2e"]["phase"]' DRAINED || bad "phase DRAINED not reported"
-[ "$(docker ps -q --filter label=io.daemonlet.kind=daemon --filter label=io.daemonlet.instance=ctl-e2e | wc -l)" = 2 ] \
+[ "$(engine_count label=io.daemonlet.kind=daemon label=io.daemonlet.instance=ctl-e2e)" = 2 ] \
   || bad "daemons did not keep running through DRAINING"
 say "DRAINING: web-1 stopped, 2 daemons running, DRAINED reported"
 ctl desired 5 --daemon "$work/monitor-2.json" --daemon "$work/shipper-1.json" --task web-1="$work/web.json" >/dev/null
@@ -144,7 +148,7 @@ for mode in down 500 429 slow garbage oversized wrongtype 401; do
   [ "$(snapshot)" = "$before" ] || { bad "fault $mode: containers changed"; diff <(echo "$before") <(snapshot); }
   ctl fault none
   [ "$mode" = slow ] && publish
-  new_task_up() { [ -n "$(docker ps -q --filter name="daemonlet-task-web-$generation-main")" ]; }
+  new_task_up() { [ -n "$(engine_ids label=io.daemonlet.instance=ctl-e2e name="daemonlet-task-web-$generation-main")" ]; }
   wait_for 90 new_task_up || bad "fault $mode: did not recover (web-$generation not started)"
   say "fault $mode: containers untouched, agent alive, recovered"
 done
@@ -171,7 +175,7 @@ say "restart with the server down: persisted generation $generation ran, contain
 
 # --- per-task records: a task container removed while the agent was down is named --------
 kill -TERM "$agent"; wait "$agent" 2>/dev/null; agent=
-docker ps -aq --filter label=io.daemonlet.instance=ctl-e2e --filter label=io.daemonlet.task-id=web-1 | xargs -r docker rm -f >/dev/null
+engine_rm_all label=io.daemonlet.instance=ctl-e2e label=io.daemonlet.task-id=web-1
 start_agent
 wait_for 30 web_running || bad "web-1 was not started again after its container was removed"
 grep -q "task web-1 was RUNNING when the agent last saved its state, but none of its containers exists now" "$log" \

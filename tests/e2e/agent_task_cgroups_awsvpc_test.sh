@@ -8,6 +8,9 @@
 #   in /v1/tasks; its hostPort is published; a second task asking for the same host port,
 #   and one whose port a process outside daemonlet holds, are STOPPED with RESOURCE:PORTS;
 #   an agent killed and restarted adopts all of it without touching a container (P5).
+#   P3 fails closed: an agent whose cgroup tree is read-only creates no container for a new
+#   task, reports it STOPPED with ResourceInitializationError naming the cgroup and errno,
+#   and leaves the running task as it is.
 # DOCKER_HOST=unix:///... runs it on another engine (a private dockerd) instead.
 set -u
 bin=$1
@@ -176,11 +179,75 @@ after=$(docker ps -q --no-trunc --filter label=io.daemonlet.instance=$instance |
 pair_talks || bad "the pair stopped talking after the agent restart"
 [ "$before" = "$after" ] && say "agent kill -9 and restart: $(echo "$before" | wc -l) containers adopted, none restarted; address $(task_field pair address)"
 
+# --- P3 fails closed: a read-only cgroup tree starts nothing, and touches nothing ---------
+# The agent runs in a private mount namespace in which the daemonlet subtree of the memory
+# hierarchy is bind-mounted read-only (dockerd, outside it, is not affected).
+kill -9 "$agent"; wait "$agent" 2>/dev/null
+ro=$cg/memory/daemonlet
+mkdir -p "$ro"
+cat >"$defs/tasks/closed.json" <<JSON
+{"family": "closed", "memory": "32", "containerDefinitions": [{"name": "app", "image": "$image", "command": ["sleep", "1000"]}]}
+JSON
+unshare -m --propagation private sh -c "mount --bind $ro $ro && mount -o remount,bind,ro $ro && exec \"\$0\" run --config \"\$1\" --source \"\$2\"" \
+  "$bin" "$work/config.yaml" "$defs" >>"$log" 2>&1 &
+agent=$!
+closed_stopped() { [ "$(task_field closed status)" = STOPPED ] && [ -n "$(task_field closed stoppedReason)" ]; }
+wait_for 30 closed_stopped || bad "the task with a read-only cgroup tree is not STOPPED: $(task_json closed)"
+reason=$(task_field closed stoppedReason)
+case "$reason" in
+  "ResourceInitializationError: task cgroup /daemonlet/task-closed-"*": "*"Read-only file system") say "read-only cgroupfs: STOPPED, $reason" ;;
+  *) bad "stoppedReason with a read-only cgroup tree: '$reason'" ;;
+esac
+sleep 3  # a retry after the 1 s backoff must not create it either
+[ -z "$(docker ps -aq --filter label=io.daemonlet.instance=$instance --filter label=io.daemonlet.task-id=closed)" ] \
+  || bad "the task without a cgroup got a container: $(docker ps -a --filter label=io.daemonlet.task-id=closed --format '{{.Names}} {{.HostConfig.CgroupParent}}')"
+grep -q ' error task closed: .*ResourceInitializationError' "$log" || bad "no error logged for the task cgroup: $(grep ResourceInit "$log" | head -2)"
+after_ro=$(docker ps -q --no-trunc --filter label=io.daemonlet.instance=$instance | sort | xargs -r docker inspect -f '{{.Id}} {{.State.StartedAt}}')
+[ "$before" = "$after_ro" ] || bad "running containers changed while the cgroup tree was read-only: before '$before' after '$after_ro'"
+[ "$(task_field pair status)" = RUNNING ] || bad "pair not RUNNING beside the refused task: $(task_json pair)"
+say "the running pair kept its $(echo "$after_ro" | wc -l) containers untouched"
+rm "$defs/tasks/closed.json"
+kill -9 "$agent"; wait "$agent" 2>/dev/null
+"$bin" run --config "$work/config.yaml" --source "$defs" >>"$log" 2>&1 &
+agent=$!
+wait_for 30 pair_running || bad "pair not RUNNING after the agent came back on a writable tree"
+
+t_removed=$(date +%s)
 rm "$defs/tasks/pair.json"
 pair_gone() { [ -z "$(docker ps -aq --filter label=io.daemonlet.instance=$instance)" ]; }
 wait_for 50 pair_gone || bad "the pair's containers were not removed"
+# As on ECS, the namespace holder dies last: the apps keep their network while they stop.
+# --until counts whole seconds: a bound in the future (docker events waits for it) takes in
+# the deaths of the second the last container was removed in.
+deaths=$(docker events --since "$t_removed" --until "$(($(date +%s) + 2))" --filter label=io.daemonlet.instance=$instance --filter event=die \
+  --format '{{.TimeNano}} {{index .Actor.Attributes "io.daemonlet.container"}}' | sort -n | awk '{print $2}' | tr '\n' ' ')
+case "$deaths" in
+  *" awsvpc.pause ") say "stop order: $deaths(the holder last)" ;;
+  *) bad "the network holder did not die last: $deaths" ;;
+esac
 pair_parent_gone() { ! ls -d $cg/*$pair_parent >/dev/null 2>&1; }
 wait_for 10 pair_parent_gone || bad "the pair's parent cgroup outlived it"
+
+# --- leftovers ------------------------------------------------------------------------------
+# Containers removed while no agent ran (kill -9, then docker rm) leave their parent behind,
+# in every hierarchy. The next agent removes it once it has been empty for 10 minutes; one
+# made a moment ago (another agent's, just before its first create) stays.
+leftover=/daemonlet/task-leftover-000000000000 fresh=/daemonlet/task-fresh-000000000000
+hierarchies=$(for d in $cg/*/; do mountpoint -q "$d" && [ "$(stat -f -c %T "$d")" != tmpfs ] && echo "${d%/}"; done)
+for h in $hierarchies; do
+  mkdir -p "$h$leftover" "$h$fresh" && touch -d '-20 min' "$h$leftover"
+done
+kill -9 "$agent"; wait "$agent" 2>/dev/null
+"$bin" run --config "$work/config.yaml" --source "$defs" >>"$log" 2>&1 &
+agent=$!
+leftover_gone() { ! ls -d $cg/*$leftover >/dev/null 2>&1; }
+if wait_for 20 leftover_gone; then
+  say "leftover parent swept from $(echo $hierarchies | wc -w) hierarchies: $(grep -o 'removed [0-9]* leftover parent cgroup.*' "$log" | tail -1)"
+else
+  bad "the leftover parent is still there: $(ls -d $cg/*$leftover 2>/dev/null | tr '\n' ' ')"
+fi
+[ "$(ls -d $cg/*$fresh 2>/dev/null | wc -l)" = "$(echo $hierarchies | wc -w)" ] || bad "a parent made a moment ago was swept too"
+for h in $hierarchies; do rmdir "$h$fresh" 2>/dev/null; done
 
 if [ "$fail" = 0 ]; then say "PASS"; else echo "--- agent log"; tail -60 "$log"; fi
 exit "$fail"

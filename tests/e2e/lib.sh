@@ -15,16 +15,17 @@ wait_for() {
 # only_revision_running FAMILY REV OLD_ID: one container of FAMILY runs, at revision REV,
 # and the container OLD_ID is gone.
 only_revision_running() {
-  [ "$(docker ps -q --filter "label=io.daemonlet.family=$1" | wc -l)" = 1 ] &&
-  [ "$(docker ps --filter "label=io.daemonlet.family=$1" --format '{{.Label "io.daemonlet.revision"}}')" = "$2" ] &&
-  [ -z "$(docker ps -aq --filter id="$3")" ]
+  local ids
+  ids=$(engine_ids "label=io.daemonlet.family=$1")
+  [ "$(echo "$ids" | grep -c .)" = 1 ] &&
+  [ "$(engine_label "$ids" io.daemonlet.revision)" = "$2" ] &&
+  [ -z "$(engine_ids -a "label=io.daemonlet.family=$1" | grep -F "$3")" ]
 }
-# check_rollout_order FAMILY SINCE OLD NEW [WHAT]: from docker events since SINCE (unix
-# seconds), revision NEW of FAMILY must have started before revision OLD died (P1).
+# check_rollout_order FAMILY SINCE OLD NEW [WHAT]: from the engine's events since SINCE
+# (unix seconds), revision NEW of FAMILY must have started before revision OLD died (P1).
 check_rollout_order() {
   local family=$1 since=$2 old=$3 new=$4 what=${5:-rollout} events new_start old_die
-  events=$(docker events --since "$since" --until "$(( $(date +%s) + 1 ))" --filter "label=io.daemonlet.family=$family" \
-    --format '{{.Action}} {{index .Actor.Attributes "io.daemonlet.revision"}} {{.TimeNano}}')
+  events=$(engine_events "$since" | awk -v f="$family" '$4 == f { print $1, $5, $2 }')
   new_start=$(echo "$events" | awk -v r="$new" '$1 == "start" && $2 == r { print $3; exit }')
   old_die=$(echo "$events" | awk -v r="$old" '$1 == "die" && $2 == r { print $3; exit }')
   if [ -z "$new_start" ] || [ -z "$old_die" ] || [ "$new_start" -ge "$old_die" ]; then
@@ -33,3 +34,4 @@ check_rollout_order() {
     say "$what: r$new started $(( (old_die - new_start) / 1000000 )) ms before r$old stopped; one copy left"
   fi
 }
+. "$(dirname "${BASH_SOURCE[0]}")/engine.sh"

@@ -142,6 +142,22 @@ TEST_CASE("agent config: taskNetwork names the awsvpc bridge and its subnet, and
   CHECK(p.diagnostics[2].format().find("field 'taskNetwork.mtu': unknown key") != std::string::npos);
 }
 
+TEST_CASE("agent config: runtime.maxCallsInFlight bounds engine calls, 8 unless set, 1 to 256") {
+  TempDir dir;
+  auto p = loadAgentConfig(dir.path / "config.yaml", false);
+  REQUIRE(p.ok());
+  CHECK(p.value->runtime.maxCallsInFlight == 8);
+  dir.write("config.yaml", "runtime:\n  maxCallsInFlight: 16\n");
+  p = loadAgentConfig(dir.path / "config.yaml", true);
+  REQUIRE(p.ok());
+  CHECK(p.value->runtime.maxCallsInFlight == 16);
+  dir.write("config.yaml", "runtime:\n  maxCallsInFlight: 0\n");
+  p = loadAgentConfig(dir.path / "config.yaml", true);
+  CHECK_FALSE(p.ok());
+  REQUIRE(p.diagnostics.size() == 1);
+  CHECK(p.diagnostics[0].format().find(":2:21: field 'runtime.maxCallsInFlight': must be between 1 and 256, got 0") != std::string::npos);
+}
+
 TEST_CASE("directory source: one bad file is skipped, the rest load (P6)") {
   TempDir dir;
   dir.write("daemons/metrics.json", daemonJson("metrics", 64));

@@ -313,12 +313,49 @@ TEST_CASE("dependsOn: an init container must succeed before the main one starts"
     REQUIRE(count(next, Type::Start, Kind::Daemon) == 1);
     CHECK(next.actions[0].containerName.find("-main") != std::string::npos);
   }
-  SECTION("init failed: the daemon is failed, not started") {
+  SECTION("init failed: the daemon is failed, main not started; init runs again (the restart backoff)") {
     w.exit(init, 1);
     Plan next = w.step();
-    CHECK(count(next, Type::Start, Kind::Daemon) == 0);
+    REQUIRE(count(next, Type::Start, Kind::Daemon) == 1);
+    for (const auto& a : next.actions) CHECK(a.containerName.find("-main") == std::string::npos);
+    CHECK(next.actions[0].containerName.find("-init") != std::string::npos);
+    w.apply(next);
+    w.exit(init, 1);
+    CHECK(count(w.step(), Type::Start, Kind::Daemon) == 0);  // the second try waits for the backoff
     CHECK(daemonStatus(next, "shipper")->lastError.find("cannot start: init exited with code 1") != std::string::npos);
   }
+}
+
+// Found by the chaos campaign (seed 8037622186): the engine was killed while prep's init
+// container ran; it came back exited 255, main (created, never started) could never start,
+// and every restart of the daemon only restarted essential containers, which main could not
+// be: prep stayed down for good, and with it the slot gate.
+TEST_CASE("dependsOn: a daemon restart runs again the init container it needs, then starts main") {
+  World w;
+  w.desired.daemons = {def(R"({"family":"prep","containerDefinitions":[
+      {"name":"init","image":"i","memory":16,"essential":false},
+      {"name":"main","image":"i","memory":64,"dependsOn":[{"containerName":"init","condition":"SUCCESS"}]}]})")};
+  w.apply(w.step());  // both created
+  w.apply(w.step());  // init started
+  const std::string init = w.daemonContainer(0, "init"), main = w.daemonContainer(0, "main");
+  REQUIRE(w.find(init)->running());
+  w.exit(init, 255);  // died with the engine
+  bool initAgain = false;
+  for (int round = 0; round < 12 && !initAgain; ++round) {
+    Plan p = w.step();
+    for (const auto& a : p.actions) {
+      if (a.type == Type::Start && a.containerId == w.find(init)->id) initAgain = true;
+      CHECK_FALSE((a.type == Type::Start && a.containerId == w.find(main)->id));  // not before init succeeded
+    }
+    w.apply(p);
+    w.now += std::chrono::minutes(5);  // past any backoff
+  }
+  REQUIRE(initAgain);
+  w.exit(init, 0);
+  w.settle();
+  w.now += std::chrono::minutes(5);
+  w.settle();
+  CHECK(w.find(main)->running());
 }
 
 TEST_CASE("drain (P4): applications stop with their stopTimeout; daemons keep running") {
@@ -706,19 +743,55 @@ TEST_CASE("taskPolicy: a task outside it is STOPPED with the reason and never cr
   CHECK(p.converged);
 }
 
-TEST_CASE("taskPolicy: tightened under a running task, the task is stopped and removed") {
+TEST_CASE("taskPolicy: tightened under a running task, the copy keeps running (P5), is reported, and is never started again") {
   World w;
   w.desired.tasks = {{"host-1", simple("host", 1, 64, false, 0, R"(,"privileged":true)")}};
   w.settle();
   REQUIRE(w.running(Kind::Task, "host-1").size() == 1);
+  const std::string id = w.running(Kind::Task, "host-1").front()->id;
   w.taskPolicy.allowPrivileged = false;
-  Plan stop = w.step();
-  CHECK(count(stop, Type::Stop, Kind::Task, "host-1") == 1);
-  CHECK(taskStatus(stop, "host-1")->status == Status::Stopping);
-  w.apply(stop);
+  Plan p = w.step();
+  CHECK(count(p, Type::Stop, Kind::Task, "host-1") == 0);
+  CHECK(count(p, Type::Remove, Kind::Task, "host-1") == 0);
+  const TaskStatus* s = taskStatus(p, "host-1");
+  REQUIRE(s);
+  CHECK(s->status == Status::Running);
+  CHECK(s->stoppedReason.empty());
+  CHECK(s->policyProblem ==
+        "TaskPolicy: field 'containerDefinitions[0].privileged': privileged containers are not allowed (taskPolicy.allowPrivileged is false); "
+        "the running copy is kept, no new copy starts");
+  // One warning, worded the same in every plan so that the agent logs it once.
+  CHECK(std::count_if(p.notes.begin(), p.notes.end(), [](const std::string& n) { return n.rfind("WARNING: task host-1: running outside taskPolicy", 0) == 0; }) == 1);
   w.settle();
-  CHECK(w.observed.containers.empty());
-  CHECK(taskStatus(w.step(), "host-1")->status == Status::Stopped);
+  REQUIRE(w.running(Kind::Task, "host-1").size() == 1);
+  CHECK(w.running(Kind::Task, "host-1").front()->id == id);
+  // Once it stops on its own it is not replaced: a new start would be outside the policy.
+  w.exit(id, 1);
+  w.now += 1h;
+  w.settle();
+  CHECK(w.running(Kind::Task, "host-1").empty());
+  Plan after = w.step();
+  const TaskStatus* gone = taskStatus(after, "host-1");
+  REQUIRE(gone);
+  CHECK(gone->status == Status::Stopped);
+  CHECK(gone->stoppedReason.rfind("TaskPolicy: field 'containerDefinitions[0].privileged'", 0) == 0);
+  CHECK(gone->policyProblem.empty());
+}
+
+TEST_CASE("taskPolicy: a changed definition outside the policy leaves the old copy running and starts nothing") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.settle();
+  REQUIRE(w.running(Kind::Task, "web-1").size() == 1);
+  const std::string id = w.running(Kind::Task, "web-1").front()->id;
+  w.taskPolicy.allowPrivileged = false;
+  w.desired.tasks = {{"web-1", simple("web", 2, 64, false, 0, R"(,"privileged":true)")}};
+  Plan p = w.step();
+  CHECK(p.actions.empty());
+  CHECK(taskStatus(p, "web-1")->status == Status::Running);
+  CHECK(!taskStatus(p, "web-1")->policyProblem.empty());
+  w.settle();
+  CHECK(w.running(Kind::Task, "web-1").front()->id == id);
 }
 
 TEST_CASE("a task that cannot start as defined (a missing secret) is STOPPED with the reason, holds nothing, and is tried again") {
@@ -769,6 +842,41 @@ TEST_CASE("a copy created but never started, of a revision no longer desired, is
   CHECK_FALSE(w.find(r2));
   CHECK(w.running(Kind::Daemon, "metrics").size() == 1);
   CHECK(w.observed.containers.size() == 1);
+}
+
+// Found by chaos campaign 7 (seed 605006206473): dockerd was SIGKILLed while a task's new
+// container was being started; back up, the engine refused every start of it ("id already
+// in use": containerd kept the task of the dead start) and the task never converged. One
+// that never ran and whose start failed three times is removed, and created anew.
+TEST_CASE("a container whose start keeps failing before it ever ran is removed and created anew") {
+  World w;
+  w.desired.tasks = {{"web-1", simple("web", 1)}};
+  w.apply(w.step());  // created, not started
+  const std::string name = w.taskContainer("web-1");
+  REQUIRE(w.find(name));
+  REQUIRE(w.find(name)->neverStarted());
+  Backoff failed;
+  failed.reason = "start container 3dde: id already in use (HTTP 500)";
+  failed.retryAt = w.now - 1s;
+  failed.failures = 2;
+  w.memory.createFailures[name] = failed;
+  Plan p = w.plan();
+  CHECK(count(p, Action::Type::Start, Kind::Task, "web-1") == 1);  // tried again
+  CHECK(count(p, Action::Type::Remove, Kind::Task, "web-1") == 0);
+  failed.failures = 3;
+  w.memory.createFailures[name] = failed;
+  p = w.plan();
+  CHECK(count(p, Action::Type::Start, Kind::Task, "web-1") == 0);
+  CHECK(count(p, Action::Type::Remove, Kind::Task, "web-1") == 1);
+  w.apply(p);
+  CHECK_FALSE(w.find(name));
+  w.memory = p.memory;  // remembered as a failure still (its backoff), but this one gets its own tries
+  w.now += 1min;
+  w.apply(w.step());  // made anew
+  REQUIRE(w.find(name));
+  p = w.plan();
+  CHECK(count(p, Action::Type::Start, Kind::Task, "web-1") == 1);
+  CHECK(count(p, Action::Type::Remove, Kind::Task, "web-1") == 0);
 }
 
 TEST_CASE("a task created but never started is removed when it changes or goes") {

@@ -127,3 +127,36 @@ TEST_CASE("ports: a host port the engine refuses (held outside daemonlet) stops 
   CHECK(taskStatus(p, "a")->status == Status::Activating);
   CHECK(count(p, Action::Type::Create, Kind::Task, "a") == 1);
 }
+
+// ECS stops the pause container last: the namespace, and the host ports its holder
+// publishes, stay while the application containers wind down within their stopTimeout.
+TEST_CASE("awsvpc: a stopping copy's network holder is stopped only once every other container of it has exited") {
+  for (const char* how : {"removed", "draining"}) {
+    INFO(how);
+    World w = withGateOpen();
+    w.desired.tasks.push_back({"t1", pair(18080)});
+    w.settle();
+    REQUIRE(w.running(Kind::Task, "t1").size() == 3);
+    const std::string holder = w.taskContainer("t1", kNetworkHolder);
+    const std::string app = w.taskContainer("t1", "app");
+    const std::string sidecar = w.taskContainer("t1", "sidecar");
+    if (std::string(how) == "removed") w.desired.tasks.clear();
+    else w.drain = true;
+    Plan p = w.step();
+    CHECK(count(p, Action::Type::Stop, Kind::Task, "t1") == 2);
+    for (const auto& a : p.actions) CHECK(a.containerName != holder);
+    // The sidecar is gone, the app still winds down (its stop is under way): the holder waits.
+    w.exit(sidecar, 143);
+    w.taskInFlight = true;
+    p = w.step();
+    for (const auto& a : p.actions) CHECK(a.containerName != holder);
+    w.exit(app, 143);
+    w.taskInFlight = false;
+    p = w.step();
+    REQUIRE(count(p, Action::Type::Stop, Kind::Task, "t1") == 1);
+    CHECK(std::any_of(p.actions.begin(), p.actions.end(), [&](const Action& a) { return a.type == Action::Type::Stop && a.containerName == holder; }));
+    w.apply(p);
+    w.settle();
+    CHECK(w.running(Kind::Task, "t1").empty());
+  }
+}

@@ -1,7 +1,10 @@
 // taskPolicy (DESIGN 3.2): what application tasks may ask for, decided in pure code.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -155,4 +158,93 @@ TEST_CASE("taskPolicy: the defaults refuse no definition of the ECS corpus that 
     ++checked;
   }
   CHECK(checked >= 10);
+}
+
+TEST_CASE("taskPolicy: a local volume that binds a host directory is checked against hostPathRoots, task-scoped or shared") {
+  TaskPolicy p;
+  p.hostPathRoots = {"/srv/apps"};
+  auto def = definition(R"({"family":"f","volumes":[
+    {"name":"root","dockerVolumeConfiguration":{"scope":"task","driver":"local","driverOpts":{"type":"none","o":"bind","device":"/"}}},
+    {"name":"ok","dockerVolumeConfiguration":{"scope":"shared","autoprovision":true,"driver":"local","driverOpts":{"type":"none","o":"rbind,ro","device":"/srv/apps/data"}}},
+    {"name":"up","dockerVolumeConfiguration":{"scope":"shared","autoprovision":true,"driver":"local","driverOpts":{"o":"bind","device":"/srv/apps/../../etc"}}},
+    {"name":"nfs","dockerVolumeConfiguration":{"scope":"task","driver":"local","driverOpts":{"type":"nfs","o":"addr=10.0.0.1","device":":/export"}}}],
+    "containerDefinitions":[{"name":"a","image":"i","memory":32}]})");
+  const auto refused = checkTaskPolicy(p, def);
+  CHECK(fields(refused) == "volumes[0].dockerVolumeConfiguration.driverOpts.device volumes[2].dockerVolumeConfiguration.driverOpts.device");
+  REQUIRE(!refused.empty());
+  CHECK(refused[0].format() ==
+        "field 'volumes[0].dockerVolumeConfiguration.driverOpts.device': the local driver binds host path / which is not below taskPolicy.hostPathRoots [/srv/apps]");
+  CHECK(checkTaskPolicy(TaskPolicy{}, def).empty());  // the default root / allows it, as ECS does
+}
+
+TEST_CASE("taskPolicy: on the host, paths are compared after following symbolic links") {
+  const fs::path top = fs::temp_directory_path() / ("dl-policy-" + std::to_string(::getpid()));
+  fs::remove_all(top);
+  fs::create_directories(top / "allowed");
+  fs::create_directories(top / "outside");
+  { std::ofstream(top / "outside" / "secret.env") << "A=1\n"; }
+  fs::create_symlink(top / "outside", top / "allowed" / "link");
+  TaskPolicy p;
+  p.hostPathRoots = {(top / "allowed").string()};
+  p.environmentFileRoots = {(top / "allowed").string()};
+  auto def = definition(R"({"family":"f","volumes":[{"name":"v","host":{"sourcePath":")" + (top / "allowed/link").string() + R"("}},
+      {"name":"w","host":{"sourcePath":")" + (top / "allowed/link/not/yet").string() + R"("}}],
+    "containerDefinitions":[{"name":"a","image":"i","memory":32,
+      "environmentFiles":[{"value":")" + (top / "allowed/link/secret.env").string() + R"(","type":"local"}]}]})");
+  CHECK(checkTaskPolicy(p, def).empty());  // lexically below the root: the reconciler's view
+  const auto refused = checkTaskPolicy(p, def, PathResolution::OnHost);
+  CHECK(fields(refused) == "volumes[0].host.sourcePath volumes[1].host.sourcePath containerDefinitions[0].environmentFiles[0]");
+  REQUIRE(refused.size() == 3);
+  CHECK(refused[0].reason.find("resolves to " + (top / "outside").string()) != std::string::npos);
+  // A real directory under the root passes on the host as well.
+  fs::create_directories(top / "allowed" / "real");
+  auto fine = definition(R"({"family":"f","volumes":[{"name":"v","host":{"sourcePath":")" + (top / "allowed/real/missing").string() + R"("}}],
+    "containerDefinitions":[{"name":"a","image":"i","memory":32}]})");
+  CHECK(checkTaskPolicy(p, fine, PathResolution::OnHost).empty());
+  fs::remove_all(top);
+}
+
+TEST_CASE("taskPolicy: environmentFiles never read the secrets directory or a token or key file, unless a root names them") {
+  AgentConfig c;
+  Diagnostics d;
+  applyConfigText(c, "source: {type: http, url: 'https://ctl.example/v1', tokenFile: /etc/daemonlet/token, clientKeyFile: /etc/daemonlet/tls/key.pem}\n",
+                  "config.yaml", d);
+  REQUIRE(d.empty());
+  const TaskPolicy p = taskPolicyOf(c);
+  auto def = definition(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":32,"environmentFiles":[
+    {"value":"/etc/daemonlet/env/web.env","type":"local"},
+    {"value":"/etc/daemonlet/secrets/db","type":"local"},
+    {"value":"/etc/daemonlet/./token","type":"local"},
+    {"value":"/etc/daemonlet/tls/key.pem","type":"local"}]}]})");
+  const auto refused = checkTaskPolicy(p, def);
+  CHECK(fields(refused) == "containerDefinitions[0].environmentFiles[1] containerDefinitions[0].environmentFiles[2] containerDefinitions[0].environmentFiles[3]");
+  REQUIRE(refused.size() == 3);
+  CHECK(refused[0].reason == "/etc/daemonlet/secrets/db lies in /etc/daemonlet/secrets, the agent's secrets.directory; environmentFiles never read it");
+  // The secrets directory moved: the old place is an ordinary file below the root again.
+  applyConfigText(c, "secrets: {directory: /var/lib/daemonlet-secrets}\n", "config.d/10.yaml", d);
+  CHECK(fields(checkTaskPolicy(taskPolicyOf(c), def)) == "containerDefinitions[0].environmentFiles[2] containerDefinitions[0].environmentFiles[3]");
+  // A root at or below the excluded place is the platform team saying yes.
+  TaskPolicy widened = taskPolicyOf(c);
+  widened.environmentFileRoots.push_back("/etc/daemonlet/token");
+  CHECK(fields(checkTaskPolicy(widened, def)) == "containerDefinitions[0].environmentFiles[3]");
+}
+
+TEST_CASE("taskPolicy: app tasks use a shared volume daemonlet made for app tasks, or one taskPolicy.sharedVolumes names") {
+  TaskPolicy p;
+  const std::map<std::string, std::string> forTasks{{"io.daemonlet.shared-by", "task"}};
+  const std::map<std::string, std::string> daemons{{"io.daemonlet.shared-by", "daemon"}};
+  CHECK(sharedVolumeAllowed(p, "cache", forTasks));
+  CHECK_FALSE(sharedVolumeAllowed(p, "monitor-data", daemons));
+  CHECK_FALSE(sharedVolumeAllowed(p, "made-by-hand", {}));
+  p.sharedVolumes = {"made-by-hand"};
+  CHECK(sharedVolumeAllowed(p, "made-by-hand", {}));
+  CHECK_FALSE(sharedVolumeAllowed(p, "monitor-data", daemons));
+  p.sharedVolumes = {"*"};
+  CHECK(sharedVolumeAllowed(p, "monitor-data", daemons));
+
+  AgentConfig c;
+  Diagnostics d;
+  applyConfigText(c, "taskPolicy: {sharedVolumes: [made-by-hand, '*']}\n", "config.yaml", d);
+  REQUIRE(d.empty());
+  CHECK(c.taskPolicy.sharedVolumes == std::vector<std::string>{"made-by-hand", "*"});
 }
