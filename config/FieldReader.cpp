@@ -418,6 +418,18 @@ std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::st
     }
     out.push_back(atOffset(text, offset, file, std::move(message)));
     return std::nullopt;
+  } catch (const nlohmann::json::out_of_range& e) {
+    // A number past what a double holds (406) carries no offset, only the number's text:
+    // point at its first appearance.
+    const std::string what = e.what();
+    const auto open = what.find('\'');
+    const auto close = open == std::string::npos ? open : what.find('\'', open + 1);
+    const std::string number = close == std::string::npos ? std::string() : what.substr(open + 1, close - open - 1);
+    const std::size_t at = number.empty() ? 0 : text.find(number);
+    out.push_back(atOffset(text, at == std::string_view::npos ? 0 : at, file,
+                           number.empty() ? "invalid JSON: a number is out of range"
+                                          : fmt::format("invalid JSON: number {} is out of range", number)));
+    return std::nullopt;
   }
   return parseDocument(joinSurrogatePairs(text), file, out);
 }

@@ -276,6 +276,7 @@ TEST_CASE("desired state from the control endpoint is strict JSON, positioned li
       {"trailing comma", daemons + ",\n}", "control endpoint response:1:105: invalid JSON: trailing comma before '}'"},
       {"comment", "# hi\n" + daemons + "}", "control endpoint response:1:1: invalid JSON: invalid literal; last read: '#'"},
       {"YAML block", "generation: 1\n", "control endpoint response:1:1: invalid JSON: invalid literal; last read: 'g'"},
+      {"number past a double", R"({"generation":1e400})", "control endpoint response:1:15: invalid JSON: number 1e400 is out of range"},
       {"duplicate key", R"({"generation":1,"generation":2})", "control endpoint response:1:17: field 'generation': duplicate key 'generation' (first at line 1, column 2): remove one"},
   };
   for (const auto& c : cases) {
