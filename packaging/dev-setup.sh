@@ -206,7 +206,13 @@ case "$mode" in
     fi
     build "${trees[@]}"
     cd "$build"
-    exec ctest --output-on-failure --timeout 900 -j2
+    # ctest's own output streams as it runs; the digest after it names each failed check
+    # even where a log is kept only in part, and ends with ctest's summary again.
+    set +e
+    ctest --output-on-failure --timeout 900 -j2 2>&1 | tee "$logs/ctest.log"
+    code=${PIPESTATUS[0]}
+    awk -f "$top/tests/ctest_failure_digest.awk" "$logs/ctest.log"
+    exit "$code"
     ;;
   run)
     build

@@ -1,0 +1,34 @@
+# Reads ctest's output (run with --output-on-failure) and prints, for each test that failed
+# or timed out, its first FAIL lines; then ctest's summary again, so that a log cut to its
+# head and tail (as CI records keep it) still says which check failed, and still ends with
+# the summary line.
+/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
+  current = ""
+  if ($0 ~ /\*\*\*(Failed|Timeout|Exception)|Not Run/) {
+    current = $0
+    sub(/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: /, "", current)
+    sub(/ \.+.*$/, "", current)
+    order[++failed] = current
+    status[current] = ($0 ~ /Timeout/) ? "timed out" : "failed"
+  }
+  next
+}
+/^ *Start +[0-9]+: / { current = ""; next }
+/^[0-9]+% tests passed/ { summary = 1; current = "" }
+summary { tail = tail $0 "\n"; next }
+current != "" && /FAIL|FAILED|failed:|Error|error:/ && lines[current] < 12 {
+  lines[current]++
+  digest[current] = digest[current] "    " substr($0, 1, 300) "\n"
+}
+END {
+  if (failed == 0) exit
+  print ""
+  print "=== failure digest: the first FAIL lines of each failed test ==="
+  for (i = 1; i <= failed; i++) {
+    t = order[i]
+    print "--- " t " (" status[t] ")"
+    printf "%s", (digest[t] == "" ? "    (no FAIL line in its output; see the full log above)\n" : digest[t])
+  }
+  print ""
+  printf "%s", tail
+}
