@@ -29,7 +29,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   docker.io containerd runc busybox-static iproute2 bc mmdebstrap python3 jq man-db groff-base
   gnuplot-nox lintian dpkg-dev
-  clang-14 libclang-rt-14-dev faketime
+  clang-14 libclang-rt-14-dev
   docker-registry skopeo
 )
 

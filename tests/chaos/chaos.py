@@ -12,7 +12,7 @@ steady, rollout, drain, shutdown) and one to three faults at random moments in i
 agent kill -9 / SIGTERM and restart, engine SIGKILL and restart, a daemon or task container
 killed behind the agent's back, a rollout to a revision that never becomes healthy, the
 definitions directory swapped mid-change, the control endpoint down/500/slow/garbage, the
-wall clock stepped (libfaketime), the disk under stateDir full. Then it checks:
+wall clock stepped (our shim, WallClockShift.cpp), the disk under stateDir full. Then it checks:
   P1  never two running copies of a daemon family, except old and new in a rollout
   P2  no task container starts while a critical daemon is not ready
   P4  after a drain or a draining shutdown began, no daemon stops while a task runs
@@ -48,7 +48,6 @@ TESTS = os.path.dirname(HERE)
 PRIVATE_DOCKERD = os.path.join(TESTS, "contract", "private-dockerd.sh")
 CONTROL_SERVER = os.path.join(TESTS, "control", "control_server.py")
 IMAGE = "daemonlet/busybox:local"
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 LOOP = "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"
 
 PHASES = ["boot", "steady", "rollout", "drain", "shutdown"]
@@ -347,8 +346,7 @@ class Trial:
     def start_agent(self):
         env = dict(os.environ)
         if self.clock_file:
-            env.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE=self.clock_file, FAKETIME_NO_CACHE="1",
-                       DONT_FAKE_MONOTONIC="1")
+            env.update(LD_PRELOAD=self.args.clock_shim, DAEMONLET_CLOCK_SHIFT_FILE=self.clock_file)
         cmd = [self.args.bin, "run", "--config", self.config_path]
         if self.drain_on_exit:
             cmd.append("--drain-on-exit")
@@ -429,7 +427,7 @@ class Trial:
         os.makedirs(self.state)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", self.state], check=True)
         if any(k == "clock_step" for k, _ in faults):
-            self.clock_file = os.path.join(self.work, "faketime")
+            self.clock_file = os.path.join(self.work, "clock-shift")
             write_atomic(self.clock_file, "+0\n")
         if self.source == "http":
             self.start_control()
@@ -928,8 +926,16 @@ def main():
     p.add_argument("--phase", choices=PHASES, help="only this phase (to chase one defect)")
     p.add_argument("--faults", help="only these faults, comma-separated, in this order (to chase one defect)")
     p.add_argument("--keep", action="store_true", help="keep the work directories of failing trials")
+    p.add_argument("--clock-shim", help="the LD_PRELOAD shim that steps the agent's wall clock (target "
+                   "chaos_wallclock; default: tests/chaos/libchaos_wallclock.so of the build the binary is in)")
     args = p.parse_args()
     args.bin = os.path.abspath(args.bin)
+    if args.clock_shim is None:
+        args.clock_shim = os.path.join(os.path.dirname(os.path.dirname(args.bin)), "tests", "chaos",
+                                       "libchaos_wallclock.so")
+    args.clock_shim = os.path.abspath(args.clock_shim)
+    if not os.path.isfile(args.clock_shim):
+        p.error("no clock shim at %s: build the target chaos_wallclock, or pass --clock-shim" % args.clock_shim)
 
     master = random.Random(args.seed)
     seeds = [args.replay] if args.replay is not None else [master.getrandbits(40) for _ in range(args.trials)]
