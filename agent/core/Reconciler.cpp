@@ -692,7 +692,8 @@ class Planner {
       const seconds period(c.restartPolicy.restartAttemptPeriodSeconds.value_or(300));
       if (!oc->startedAt || !oc->finishedAt || *oc->finishedAt - *oc->startedAt < period) continue;
       essentialRestarted = essentialRestarted || c.essential;
-      if (!act) continue;
+      // A restart the engine refused waits out its backoff; the task stays up meanwhile.
+      if (!act || backingOff(oc->name)) continue;
       note("task {}: container {} exited with code {} after running {} s; restarting (restartPolicy)", task.id, c.name, oc->exitCode,
            std::chrono::duration_cast<seconds>(*oc->finishedAt - *oc->startedAt).count());
       addStart(Kind::Task, task.id, task.definition, *oc, "restartPolicy");

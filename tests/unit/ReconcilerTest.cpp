@@ -276,6 +276,26 @@ TEST_CASE("tasks: restartPolicy restarts a container that ran long enough, as EC
     w.exit(c->id, 0);
     CHECK(taskStatus(w.step(), "job")->status == Status::Stopped);
   }
+  SECTION("a restart the engine refused waits out its backoff, and the task is not failed meanwhile") {
+    // Found by the chaos campaign: it was planned again on every pass, at engine speed.
+    w.now += 120s;
+    w.exit(c->id, 1);
+    Backoff refused;
+    refused.failures = 1;
+    refused.reason = "engine: cannot start container";
+    refused.retryAt = w.now + 2s;
+    w.memory.createFailures[c->name] = refused;
+    Plan p = w.plan();
+    CHECK(count(p, Type::Start, Kind::Task) == 0);
+    CHECK(taskStatus(p, "job")->status != Status::Stopped);
+    CHECK(count(p, Type::Stop, Kind::Task) == 0);
+    REQUIRE(p.wakeAt);
+    CHECK(*p.wakeAt == refused.retryAt);
+    w.now += 2s;
+    Plan later = w.plan();
+    REQUIRE(count(later, Type::Start, Kind::Task) == 1);
+    CHECK(later.actions[0].containerId == c->id);
+  }
 }
 
 TEST_CASE("tasks: a changed definition under the same id is stopped, then started again, no overlap") {
