@@ -62,7 +62,11 @@ wait_for() {
 # one has no mount ("cgroups: cannot find cgroup mount destination"), never watches for
 # OOM, so Docker reports OOMKilled false and containerd sends no TaskOOM. A hierarchy that
 # a nested systemd (the systemd-box tests) mounted in its own namespace outlives it without
-# a mount here; a host booted by systemd mounts them all, so this does what it would.
+# a mount here. On a fresh machine that hierarchy does not exist yet: the first systemd-box
+# test creates it mid-run, and every OOM test after it fails. So controllers the kernel has
+# but no hierarchy holds are mounted too, grouped as systemd groups them, which makes the
+# nested systemd find them mounted and create nothing. A host booted by systemd mounts them
+# all, so this does what it would.
 mount_cgroup_hierarchies() {
   [ -f /sys/fs/cgroup/cgroup.controllers ] && return 0   # v2 only: one hierarchy
   # The super options of each cgroup v1 mount, one line each (after mountinfo's " - ").
@@ -76,6 +80,20 @@ mount_cgroup_hierarchies() {
     done
     [ -n "$all" ] || missing+=("$controllers")
   done </proc/self/cgroup
+  # Enabled controllers in no hierarchy and not handed to cgroup v2 (hybrid hosts).
+  local unified=" $(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null) " name hier enabled
+  local -A free=()
+  while read -r name hier _ enabled; do
+    [[ "$name" == \#* ]] && continue
+    if [ "$hier" = 0 ] && [ "$enabled" = 1 ] && [[ "$unified" != *" $name "* ]]; then free[$name]=1; fi
+  done </proc/cgroups
+  local pair
+  for pair in cpu,cpuacct net_cls,net_prio; do
+    if [ -n "${free[${pair%,*}]:-}" ] && [ -n "${free[${pair#*,}]:-}" ]; then
+      missing+=("$pair"); unset "free[${pair%,*}]" "free[${pair#*,}]"
+    fi
+  done
+  for name in "${!free[@]}"; do missing+=("$name"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   # /sys/fs/cgroup is often a read-only tmpfs: make it writable for the mkdir, then put
   # both its superblock and mount flags back as they were.
