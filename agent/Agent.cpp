@@ -4,6 +4,7 @@
 #include "agent/source/DirectorySource.h"
 #include "agent/StateStore.h"
 #include "agent/host/BakedImages.h"
+#include "agent/host/CgroupMounts.h"
 
 #include <malloc.h>
 #include <unistd.h>
@@ -229,6 +230,12 @@ asio::awaitable<bool> Agent::connect() {
       log_.info("runtime: {} {} (API {}) at {}; cgroup driver {}, cgroup v{}", version->name, version->version, version->apiVersion,
                 config::runtimeEndpoint(config_), version->cgroupDriver, version->cgroupVersion);
       cgroups_.configure(cgroupDriverOf(version->cgroupDriver), version->cgroupVersion);
+      if (version->cgroupVersion == 1) {
+        for (const auto& hierarchy : unmountedCgroupHierarchies())
+          log_.warn("cgroup v1 hierarchy {} is listed in /proc/self/cgroup but mounted nowhere here: the engine will not report OOM "
+                    "kills (OOMKilled false, no oom event); mount it, e.g. mount -t cgroup -o {} cgroup /sys/fs/cgroup/{}",
+                    hierarchy, hierarchy, hierarchy);
+      }
       auto adopted = co_await executor_.refresh();
       if (adopted) co_return true;
       log_.warn("runtime: listing containers failed: {}", adopted.error().message);

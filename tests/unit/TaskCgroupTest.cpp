@@ -6,6 +6,7 @@
 
 #include "ReconcilerWorld.h"
 #include "agent/core/TaskCgroup.h"
+#include "agent/host/CgroupMounts.h"
 #include "agent/host/TaskCgroups.h"
 #include "config/Resources.h"
 
@@ -245,4 +246,28 @@ TEST_CASE("task cgroups: parents are found in every v1 hierarchy, with the young
   CHECK(found[1].parent == "/daemonlet/task-b-0123456789ab");
   CHECK(found[1].age < 60s);
   CHECK(found[1].populated);
+}
+
+TEST_CASE("task cgroups: a v1 hierarchy listed for this process but mounted nowhere is found (the engine cannot report OOM)") {
+  const std::string procCgroup =
+      "13:hugetlb:/\n12:perf_event:/\n10:net_cls,net_prio:/\n9:name=systemd:/\n4:memory:/docker/abc\n1:cpu:/\n0::/\n";
+  const std::string mountinfo =
+      "30 22 0:26 / /sys/fs/cgroup ro,relatime - tmpfs tmpfs ro,size=4096k,mode=755\n"
+      "31 30 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+      "34 30 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+      "39 30 0:35 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+      "40 30 0:36 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+      "41 30 0:37 / /sys/fs/cgroup/hugetlb rw,relatime shared:9 - cgroup cgroup rw,hugetlb\n"
+      "42 30 0:38 / /sys/fs/cgroup/net_cls rw,relatime - cgroup cgroup rw,net_cls\n";
+  // net_prio shares a hierarchy with net_cls, so a mount carrying only net_cls is not it.
+  CHECK(agent::unmountedCgroupHierarchies(procCgroup, mountinfo) == std::vector<std::string>{"perf_event", "net_cls,net_prio"});
+  SECTION("all mounted: nothing") {
+    const std::string all = mountinfo + "43 30 0:39 / /sys/fs/cgroup/perf_event rw - cgroup cgroup rw,perf_event\n" +
+                            "44 30 0:40 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n";
+    CHECK(agent::unmountedCgroupHierarchies(procCgroup, all).empty());
+  }
+  SECTION("cgroup v2 only: nothing") {
+    CHECK(agent::unmountedCgroupHierarchies("0::/system.slice/daemonlet.service\n",
+                                            "30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n").empty());
+  }
 }
