@@ -50,6 +50,64 @@ bool writeAll(int fd, const std::string& data) {
 
 }  // namespace
 
+namespace {
+
+// The state in `doc`, or nullopt with `why` set. May throw json::exception on a field of
+// the wrong type.
+std::optional<PersistedState> parseState(const json& doc, std::string& why) {
+  if (!doc.value("format", json()).is_number_integer() || doc["format"].get<std::int64_t>() != kFormat) {
+    why = "unknown format " + jsonText(doc.value("format", json(nullptr)));
+    return std::nullopt;
+  }
+  PersistedState saved;
+  saved.desired.etag = doc.value("etag", std::string());
+  config::DesiredState& state = saved.desired.state;
+  state.generation = doc.value("generation", std::int64_t{0});
+  state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
+                                                                                         : config::InstanceStatus::Active;
+  for (const char* list : {"daemons", "tasks"}) {
+    if (!doc.value(list, json::array()).is_array()) {
+      why = fmt::format("\"{}\" is not a list", list);
+      return std::nullopt;
+    }
+  }
+  for (const auto& entry : doc.value("daemons", json::array())) {
+    auto def = readDefinition(entry, why);
+    if (!def) return std::nullopt;
+    state.daemons.push_back(std::move(*def));
+  }
+  for (const auto& entry : doc.value("tasks", json::array())) {
+    auto def = readDefinition(entry, why);
+    if (!def || !entry.value("id", json()).is_string()) {
+      if (def) why = "a task lacks its id";
+      return std::nullopt;
+    }
+    config::ApplicationTask task{entry["id"].get<std::string>(), std::move(*def)};
+    if (entry.value("restart", json()).is_string()) task.restart = config::parseTaskRestart(entry["restart"].get<std::string>()).value_or(task.restart);
+    state.tasks.push_back(std::move(task));
+  }
+  // Records are a diagnostic aid: a malformed one is dropped, not a reason to lose the state.
+  // Named: a range-for over items() of a temporary would dangle.
+  if (doc.value("instanceId", json()).is_string()) saved.instanceId = doc["instanceId"].get<std::string>();
+  const json records = doc.value("taskRecords", json::object());
+  if (!records.is_object()) return saved;
+  for (const auto& [id, r] : records.items()) {
+    if (!r.is_object() || !r.value("status", json()).is_string()) continue;
+    TaskRecord record;
+    record.status = r["status"].get<std::string>();
+    if (r.value("stoppedReason", json()).is_string()) record.stoppedReason = r["stoppedReason"].get<std::string>();
+    const json exitCodes = r.value("exitCodes", json::object());
+    if (!exitCodes.is_object()) continue;
+    for (const auto& [name, code] : exitCodes.items()) {
+      if (code.is_number_integer()) record.exitCodes[name] = code.get<int>();
+    }
+    saved.tasks[id] = std::move(record);
+  }
+  return saved;
+}
+
+}  // namespace
+
 StateStore::StateStore(fs::path directory, Logger& log) : directory_(std::move(directory)), log_(log) {}
 
 void StateStore::moveAside(const std::string& why) {
@@ -71,52 +129,19 @@ std::optional<PersistedState> StateStore::load() {
     moveAside("not valid JSON");
     return std::nullopt;
   }
-  if (doc.value("format", 0) != kFormat) {
-    moveAside("unknown format " + jsonText(doc.value("format", json(nullptr))));
+  // A field of the wrong type (a hand edit, a bit flip) is corruption like any other, not
+  // an exception out of the agent's start.
+  std::string why;
+  try {
+    auto saved = parseState(doc, why);
+    if (!saved) moveAside(why);
+    return saved;
+  } catch (const json::exception& e) {
+    moveAside(fmt::format("a field has the wrong type ({})", e.what()));
     return std::nullopt;
   }
-  PersistedState saved;
-  saved.desired.etag = doc.value("etag", std::string());
-  config::DesiredState& state = saved.desired.state;
-  state.generation = doc.value("generation", std::int64_t{0});
-  state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
-                                                                                         : config::InstanceStatus::Active;
-  std::string why;
-  for (const auto& entry : doc.value("daemons", json::array())) {
-    auto def = readDefinition(entry, why);
-    if (!def) {
-      moveAside(why);
-      return std::nullopt;
-    }
-    state.daemons.push_back(std::move(*def));
-  }
-  for (const auto& entry : doc.value("tasks", json::array())) {
-    auto def = readDefinition(entry, why);
-    if (!def || !entry.value("id", json()).is_string()) {
-      moveAside(def ? "a task lacks its id" : why);
-      return std::nullopt;
-    }
-    config::ApplicationTask task{entry["id"].get<std::string>(), std::move(*def)};
-    if (entry.value("restart", json()).is_string()) task.restart = config::parseTaskRestart(entry["restart"].get<std::string>()).value_or(task.restart);
-    state.tasks.push_back(std::move(task));
-  }
-  // Records are a diagnostic aid: a malformed one is dropped, not a reason to lose the state.
-  // Named: a range-for over items() of a temporary would dangle.
-  if (doc.value("instanceId", json()).is_string()) saved.instanceId = doc["instanceId"].get<std::string>();
-  const json records = doc.value("taskRecords", json::object());
-  for (const auto& [id, r] : records.items()) {
-    if (!r.is_object()) continue;
-    TaskRecord record;
-    record.status = r.value("status", std::string());
-    if (r.value("stoppedReason", json()).is_string()) record.stoppedReason = r["stoppedReason"].get<std::string>();
-    const json exitCodes = r.value("exitCodes", json::object());
-    for (const auto& [name, code] : exitCodes.items()) {
-      if (code.is_number_integer()) record.exitCodes[name] = code.get<int>();
-    }
-    saved.tasks[id] = std::move(record);
-  }
-  return saved;
 }
+
 
 std::map<std::string, TaskRecord> taskRecordsOf(const std::vector<TaskStatus>& tasks) {
   std::map<std::string, TaskRecord> records;

@@ -63,7 +63,10 @@ TEST_CASE("state store: a corrupt file is moved aside and reported; the agent st
   agent::StateStore store(dir.path, log);
   const char* cases[] = {"{not json", R"({"format": 99})",
                          R"({"format": 1, "daemons": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i", "memory": "lots"}]}}]})",
-                         R"({"format": 1, "tasks": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i"}]}}]})"};
+                         R"({"format": 1, "tasks": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i"}]}}]})",
+                         // A field of the wrong type: found by the chaos campaign, it ended the agent.
+                         R"({"format": "1"})", R"({"format": 1, "etag": 5})", R"({"format": 1, "generation": "7"})",
+                         R"({"format": 1, "instanceStatus": []})", R"({"format": 1, "daemons": {"a": 1}})", R"({"format": 1, "tasks": 3})"};
   for (const char* text : cases) {
     INFO(text);
     std::ofstream(store.path()) << text;
@@ -72,4 +75,25 @@ TEST_CASE("state store: a corrupt file is moved aside and reported; the agent st
     CHECK(logs.str().find("moved aside to " + (dir.path / "state.json.corrupt-").string()) != std::string::npos);
     for (const auto& f : dir.files()) fs::remove(dir.path / f);
   }
+}
+
+TEST_CASE("state store: a task record of the wrong shape is dropped; the desired state is kept") {
+  TempDir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path, log);
+  REQUIRE(store.save({{sample(), "\"e\""}, {{"web-1", agent::TaskRecord{"RUNNING", "", {}}}}, "i-7"}));
+  std::ifstream in(store.path());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string doc = text.str();
+  const auto at = doc.find("\"RUNNING\"");
+  REQUIRE(at != std::string::npos);
+  doc.replace(at, 9, "5");  // "status": 5
+  std::ofstream(store.path()) << doc;
+  auto persisted = store.load();
+  REQUIRE(persisted);
+  CHECK(persisted->desired.state.tasks.size() == 1);
+  CHECK(persisted->tasks.count("web-1") == 0);
+  CHECK(fs::exists(store.path()));
 }
