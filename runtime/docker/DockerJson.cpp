@@ -2,6 +2,7 @@
 #include "runtime/JsonText.h"
 
 #include <ctime>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -285,6 +286,46 @@ std::string filtersQuery(const LabelSelector& selector, const json& extra) {
   json filters = extra;
   for (const auto& [k, v] : selector) filters["label"].push_back(k + "=" + v);
   return urlEncode(jsonText(filters));
+}
+
+EngineInfo parseEngineInfo(const json& version, const json& info, std::string api) {
+  const std::string number = str(version, "Version");
+  EngineInfo engine{"docker", number.empty() ? std::string(1, '?') : number, std::move(api)};
+  const std::string driver = str(info, "CgroupDriver");
+  if (!driver.empty()) engine.cgroupDriver = driver;
+  const std::string v = str(info, "CgroupVersion");
+  engine.cgroupVersion = v == "2" ? 2 : v == "1" ? 1 : 0;
+  return engine;
+}
+
+std::optional<std::string> createdId(const json& answer) {
+  std::string id = str(answer, "Id");
+  if (id.empty()) return std::nullopt;
+  return id;
+}
+
+std::vector<std::string> listedIds(const json& list) {
+  std::vector<std::string> ids;
+  if (!list.is_array()) return ids;
+  for (const auto& entry : list) {
+    std::string id = str(entry, "Id");
+    if (!id.empty()) ids.push_back(std::move(id));
+  }
+  return ids;
+}
+
+std::optional<std::string> streamedError(const std::string& body) {
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    if (j.contains("errorDetail") || j.contains("error")) {
+      std::string message = str(objectAt(j, "errorDetail"), "message");
+      if (message.empty()) message = str(j, "error");
+      return message.empty() ? "unknown error" : message;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace daemonlet::runtime::docker

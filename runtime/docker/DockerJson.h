@@ -31,6 +31,18 @@ std::string filtersQuery(const LabelSelector& selector, const nlohmann::json& ex
 std::optional<Clock::time_point> parseTime(std::string_view text);
 std::string urlEncode(std::string_view text);
 ContainerState parseState(std::string_view status);
+
+// The engine's JSON is not ours to trust: a member of the wrong type reads as absent here,
+// never as an exception out of the agent.
+// GET /version and GET /info, at the negotiated API version `api`.
+EngineInfo parseEngineInfo(const nlohmann::json& version, const nlohmann::json& info, std::string api);
+// POST /containers/create's answer: the new container's id.
+std::optional<std::string> createdId(const nlohmann::json& answer);
+// GET /containers/json: the ids listed.
+std::vector<std::string> listedIds(const nlohmann::json& list);
+// Streams such as pull and load answer 200 and put failures inside the body, one JSON
+// object per line: the first failure's message.
+std::optional<std::string> streamedError(const std::string& body);
 Health parseHealth(std::string_view status);
 
 }  // namespace daemonlet::runtime::docker

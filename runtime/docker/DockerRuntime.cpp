@@ -40,19 +40,6 @@ Error httpError(const HttpResponse& r, const std::string& what) {
   }
 }
 
-// Streams such as pull and load answer 200 and put failures inside the body, one JSON
-// object per line.
-std::optional<std::string> streamedError(const std::string& body) {
-  std::istringstream lines(body);
-  for (std::string line; std::getline(lines, line);) {
-    auto j = json::parse(line, nullptr, false);
-    if (!j.is_object()) continue;
-    if (j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
-    if (j.contains("errorDetail") && j["errorDetail"].is_object()) return j["errorDetail"].value("message", std::string("unknown error"));
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 // The protocol: one negotiated API version, one connection pool.
@@ -81,18 +68,11 @@ class DockerRuntime::Api {
     auto version = co_await http.request(http::verb::get, "/v" + use + "/version", "", "", options.callDeadline);
     if (!version) co_return version.error();
     if (version->status != 200) co_return httpError(version.value(), "GET /version");
-    auto j = json::parse(version->body, nullptr, false);
-    engine = {"docker", j.is_object() ? j.value("Version", std::string("?")) : "?", use};
     // Where task cgroups go depends on how the engine names them (DESIGN 3.3).
     auto info = co_await http.request(http::verb::get, "/v" + use + "/info", "", "", options.callDeadline);
     if (!info) co_return info.error();
     if (info->status != 200) co_return httpError(info.value(), "GET /info");
-    auto i = json::parse(info->body, nullptr, false);
-    if (i.is_object()) {
-      engine.cgroupDriver = i.value("CgroupDriver", std::string("cgroupfs"));
-      const std::string v = i.value("CgroupVersion", std::string());
-      engine.cgroupVersion = v == "2" ? 2 : v == "1" ? 1 : 0;
-    }
+    engine = docker::parseEngineInfo(json::parse(version->body, nullptr, false), json::parse(info->body, nullptr, false), use);
     prefix = "/v" + use;
     co_return engine;
   }
@@ -122,9 +102,9 @@ class DockerRuntime::Api {
     auto j = json::parse(r->body, nullptr, false);
     if (!j.is_array()) co_return Error{Error::Code::Protocol, "list containers: answer is not a JSON array"};
     std::vector<ContainerInfo> out;
-    for (const auto& entry : j) {
+    for (const auto& id : docker::listedIds(j)) {
       // The list entry lacks exit code, health and times; inspect has them.
-      auto info = co_await inspect(entry.value("Id", std::string()));
+      auto info = co_await inspect(id);
       if (info) out.push_back(std::move(info.value()));
       else if (info.error().code != Error::Code::NotFound) co_return info.error();  // removed meanwhile: skip
     }
@@ -170,7 +150,7 @@ asio::awaitable<Status> DockerRuntime::ensureImage(std::string image) {
   if (!pull) co_return pull.error();
   std::optional<std::string> failure;
   if (pull->status != 200) failure = engineMessage(pull->body);
-  else failure = streamedError(pull->body);
+  else failure = docker::streamedError(pull->body);
   if (failure) {
     co_return Error{Error::Code::NotFound,
                     fmt::format("image {} is not present locally and no registry answered the pull: {}", image, *failure)};
@@ -186,7 +166,7 @@ asio::awaitable<Status> DockerRuntime::loadImage(std::string tarPath) {
   auto r = co_await api_->call(http::verb::post, "/images/load?quiet=1", tar.str(), "application/x-tar", options_.pullDeadline);
   if (!r) co_return r.error();
   if (r->status != 200) co_return httpError(r.value(), "load image " + tarPath);
-  if (auto failure = streamedError(r->body)) co_return Error{Error::Code::Engine, fmt::format("load image {}: {}", tarPath, *failure)};
+  if (auto failure = docker::streamedError(r->body)) co_return Error{Error::Code::Engine, fmt::format("load image {}: {}", tarPath, *failure)};
   co_return Done{};
 }
 
@@ -231,9 +211,9 @@ asio::awaitable<Result<std::string>> DockerRuntime::create(ContainerSpec spec) {
   if (!r) co_return r.error();
   if (r->status == 404) co_return Error{Error::Code::NotFound, fmt::format("{}: image {} is not present: {}", what, spec.image, engineMessage(r->body))};
   if (r->status != 201) co_return httpError(r.value(), what);
-  auto j = json::parse(r->body, nullptr, false);
-  if (!j.is_object() || !j.contains("Id")) co_return Error{Error::Code::Protocol, what + ": answer has no Id"};
-  co_return j["Id"].get<std::string>();
+  auto id = docker::createdId(json::parse(r->body, nullptr, false));
+  if (!id) co_return Error{Error::Code::Protocol, what + ": answer has no Id"};
+  co_return *id;
 }
 
 asio::awaitable<Status> DockerRuntime::start(std::string id) {

@@ -161,3 +161,29 @@ TEST_CASE("docker: a time stamp the clock cannot hold is no time, not an overflo
   CHECK(docker::parseTime("2026-12-01T18:38:23.795335629Z"));
   CHECK(docker::parseTime("1970-01-01T00:00:00Z"));
 }
+
+TEST_CASE("docker: engine answers with fields of the wrong type are read as absent, not thrown") {
+  // nlohmann's value() throws on a mistyped member; out of the agent's boot that ended it.
+  using nlohmann::json;
+  const EngineInfo odd = docker::parseEngineInfo(json::parse(R"({"Version": 5})"),
+                                                 json::parse(R"({"CgroupDriver": 1, "CgroupVersion": 2})"), "1.41");
+  CHECK(odd.name == "docker");
+  CHECK(odd.version == "?");
+  CHECK(odd.apiVersion == "1.41");
+  CHECK(odd.cgroupDriver == "cgroupfs");
+  CHECK(odd.cgroupVersion == 0);
+  const EngineInfo real = docker::parseEngineInfo(json::parse(R"({"Version": "20.10.24"})"),
+                                                  json::parse(R"({"CgroupDriver": "systemd", "CgroupVersion": "2"})"), "1.41");
+  CHECK(real.version == "20.10.24");
+  CHECK(real.cgroupDriver == "systemd");
+  CHECK(real.cgroupVersion == 2);
+  CHECK(docker::parseEngineInfo(json::parse("[1]"), json::parse("null"), "1.40").version == "?");
+
+  CHECK(docker::createdId(json::parse(R"({"Id": "abc", "Warnings": []})")) == "abc");
+  CHECK_FALSE(docker::createdId(json::parse(R"({"Id": 7})")));
+  CHECK_FALSE(docker::createdId(json::parse(R"([])")));
+  CHECK(docker::listedIds(json::parse(R"([{"Id": "a"}, 3, {"Id": 4}, {"Id": "b"}])")) == std::vector<std::string>{"a", "b"});
+  CHECK(docker::streamedError("{\"status\": \"Loading\"}\n{\"errorDetail\": {\"message\": 5}, \"error\": 6}\n") == "unknown error");
+  CHECK(docker::streamedError("{\"error\": \"no space left on device\"}\n") == "no space left on device");
+  CHECK_FALSE(docker::streamedError("{\"stream\": \"Loaded image\"}\n"));
+}
