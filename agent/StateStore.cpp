@@ -52,19 +52,28 @@ bool writeAll(int fd, const std::string& data) {
 
 namespace {
 
-// The state in `doc`, or nullopt with `why` set. May throw json::exception on a field of
-// the wrong type.
-std::optional<PersistedState> parseState(const json& doc, std::string& why) {
+// The state in `doc`, or nullopt with `why` set; `defaulted` says which side fields were
+// mistyped and read as absent. May throw on a definition of the wrong shape.
+std::optional<PersistedState> parseState(const json& doc, std::string& why, std::vector<std::string>& defaulted) {
   if (!doc.value("format", json()).is_number_integer() || doc["format"].get<std::int64_t>() != kFormat) {
     why = "unknown format " + jsonText(doc.value("format", json(nullptr)));
     return std::nullopt;
   }
   PersistedState saved;
-  saved.desired.etag = doc.value("etag", std::string());
+  // These stand apart from the definitions: a wrong one is defaulted, and what ran is kept
+  // (P6, P7). An empty ETag only costs one full fetch.
+  const auto field = [&](const char* key, bool (json::*isType)() const noexcept) -> const json* {
+    auto it = doc.find(key);
+    if (it == doc.end() || it->is_null()) return nullptr;
+    if (((*it).*isType)()) return &*it;
+    defaulted.push_back(fmt::format("\"{}\" is {}, not the expected type", key, jsonText(*it).substr(0, 40)));
+    return nullptr;
+  };
   config::DesiredState& state = saved.desired.state;
-  state.generation = doc.value("generation", std::int64_t{0});
-  state.instanceStatus = doc.value("instanceStatus", std::string("ACTIVE")) == "DRAINING" ? config::InstanceStatus::Draining
-                                                                                         : config::InstanceStatus::Active;
+  if (const json* etag = field("etag", &json::is_string)) saved.desired.etag = etag->get<std::string>();
+  if (const json* generation = field("generation", &json::is_number_integer)) state.generation = generation->get<std::int64_t>();
+  if (const json* status = field("instanceStatus", &json::is_string); status && status->get<std::string>() == "DRAINING")
+    state.instanceStatus = config::InstanceStatus::Draining;
   for (const char* list : {"daemons", "tasks"}) {
     if (!doc.value(list, json::array()).is_array()) {
       why = fmt::format("\"{}\" is not a list", list);
@@ -133,10 +142,12 @@ std::optional<PersistedState> StateStore::load() {
   // an exception out of the agent's start.
   std::string why;
   try {
-    auto saved = parseState(doc, why);
+    std::vector<std::string> defaulted;
+    auto saved = parseState(doc, why, defaulted);
     if (!saved) moveAside(why);
+    for (const auto& d : defaulted) log_.warn("{}: {}; read as absent, the saved definitions are kept", path().string(), d);
     return saved;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json's type errors, or a parser's own
     moveAside(fmt::format("a field has the wrong type ({})", e.what()));
     return std::nullopt;
   }

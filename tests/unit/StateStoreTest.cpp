@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "ReconcilerWorld.h"
 #include "agent/StateStore.h"
@@ -65,10 +66,11 @@ TEST_CASE("state store: a corrupt file is moved aside and reported; the agent st
                          R"({"format": 1, "daemons": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i", "memory": "lots"}]}}]})",
                          R"({"format": 1, "tasks": [{"sourceFile": "x", "definition": {"family": "m", "containerDefinitions": [{"name": "a", "image": "i"}]}}]})",
                          // A field of the wrong type: found by the chaos campaign, it ended the agent.
-                         R"({"format": "1"})", R"({"format": 1, "etag": 5})", R"({"format": 1, "generation": "7"})",
-                         R"({"format": 1, "instanceStatus": []})", R"({"format": 1, "daemons": {"a": 1}})", R"({"format": 1, "tasks": 3})"};
+                         R"({"format": "1"})", R"({"format": 1, "daemons": {"a": 1}})", R"({"format": 1, "tasks": 3})",
+                         R"({"format": 1, "daemons": [{"sourceFile": 4, "definition": []}]})"};
   for (const char* text : cases) {
     INFO(text);
+    logs.str("");
     std::ofstream(store.path()) << text;
     CHECK_FALSE(store.load());
     CHECK_FALSE(fs::exists(store.path()));
@@ -96,4 +98,30 @@ TEST_CASE("state store: a task record of the wrong shape is dropped; the desired
   CHECK(persisted->desired.state.tasks.size() == 1);
   CHECK(persisted->tasks.count("web-1") == 0);
   CHECK(fs::exists(store.path()));
+}
+
+TEST_CASE("state store: a side field of the wrong type is read as absent, and the definitions are kept (P6, P7)") {
+  TempDir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path, log);
+  REQUIRE(store.save({{sample(), "\"e\""}, {}, "i-7"}));
+  std::ifstream in(store.path());
+  const nlohmann::json good = nlohmann::json::parse(in);
+  const std::pair<const char*, nlohmann::json> edits[] = {{"etag", 5}, {"generation", "7"}, {"instanceStatus", nlohmann::json::array()}};
+  for (const auto& [key, value] : edits) {
+    INFO(key);
+    nlohmann::json doc = good;
+    REQUIRE(doc.contains(key));
+    doc[key] = value;
+    std::ofstream(store.path()) << doc.dump();
+    logs.str("");
+    auto persisted = store.load();
+    REQUIRE(persisted);
+    CHECK(persisted->desired.state.daemons.size() == 1);
+    CHECK(persisted->desired.state.tasks.size() == 1);
+    CHECK(persisted->desired.state.instanceStatus == config::InstanceStatus::Active);
+    CHECK(fs::exists(store.path()));
+    CHECK(logs.str().find("read as absent, the saved definitions are kept") != std::string::npos);
+  }
 }
