@@ -230,11 +230,13 @@ asio::awaitable<bool> Agent::connect() {
       log_.info("runtime: {} {} (API {}) at {}; cgroup driver {}, cgroup v{}", version->name, version->version, version->apiVersion,
                 config::runtimeEndpoint(config_), version->cgroupDriver, version->cgroupVersion);
       cgroups_.configure(cgroupDriverOf(version->cgroupDriver), version->cgroupVersion);
-      if (version->cgroupVersion == 1) {
+      // Docker before 20.10 reports no cgroup version (0): those hosts are v1 too.
+      if (version->cgroupVersion != 2 && !cgroupMountsChecked_) {
+        cgroupMountsChecked_ = true;
         for (const auto& hierarchy : unmountedCgroupHierarchies())
           log_.warn("cgroup v1 hierarchy {} is listed in /proc/self/cgroup but mounted nowhere here: the engine will not report OOM "
-                    "kills (OOMKilled false, no oom event); mount it, e.g. mount -t cgroup -o {} cgroup /sys/fs/cgroup/{}",
-                    hierarchy, hierarchy, hierarchy);
+                    "kills (OOMKilled false, no oom event); mount it: {} (with /sys/fs/cgroup remounted rw first if it is read-only)",
+                    hierarchy, cgroupMountCommand(hierarchy));
       }
       auto adopted = co_await executor_.refresh();
       if (adopted) co_return true;

@@ -116,6 +116,7 @@ class Agent final : public ApiBackend {
   std::set<std::string> runningAtLastSave_;  // task ids, from the saved task records
   bool gateRemembered_ = false;
   bool terminating_ = false;
+  bool cgroupMountsChecked_ = false;  // once per run, not on every reconnect
   bool drainRequested_ = false;
   bool shutdownRequested_ = false;
   std::optional<std::chrono::steady_clock::time_point> shutdownDeadline_;

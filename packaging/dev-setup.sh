@@ -101,7 +101,10 @@ mount_cgroup_hierarchies() {
   line=$(grep -E '^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /sys/fs/cgroup ' /proc/self/mountinfo | tail -1)
   [[ " $(cut -d' ' -f6 <<<"$line" | tr , ' ') " == *" ro "* ]] && mnt_ro=1
   [[ " $(sed 's/.* - [^ ]* [^ ]* //' <<<"$line" | tr , ' ') " == *" ro "* ]] && sb_ro=1
-  if [ -n "$line" ] && { [ -n "$sb_ro" ] || [ -n "$mnt_ro" ]; }; then mount -o remount,rw /sys/fs/cgroup; fi
+  if [ -n "$line" ] && { [ -n "$sb_ro" ] || [ -n "$mnt_ro" ]; }; then
+    mount -o remount,rw /sys/fs/cgroup || {
+      say "WARNING: cannot remount /sys/fs/cgroup rw to mount ${missing[*]}: OOM kills may not be reported"; return 0; }
+  fi
   for controllers in "${missing[@]}"; do
     if mkdir -p "/sys/fs/cgroup/$controllers" && mount -t cgroup -o "$controllers" cgroup "/sys/fs/cgroup/$controllers"; then
       say "cgroup v1 hierarchy $controllers had no mount (OOM events need one); mounted it at /sys/fs/cgroup/$controllers"

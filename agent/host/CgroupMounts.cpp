@@ -72,4 +72,10 @@ std::vector<std::string> unmountedCgroupHierarchies() {
   return unmountedCgroupHierarchies(procCgroup, mountinfo);
 }
 
+std::string cgroupMountCommand(const std::string& hierarchy) {
+  const std::string dir = "/sys/fs/cgroup/" + (hierarchy.rfind("name=", 0) == 0 ? hierarchy.substr(5) : hierarchy);
+  const std::string options = hierarchy.rfind("name=", 0) == 0 ? "none," + hierarchy : hierarchy;
+  return "mkdir -p " + dir + " && mount -t cgroup -o " + options + " cgroup " + dir;
+}
+
 }  // namespace daemonlet::agent

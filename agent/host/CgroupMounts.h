@@ -16,6 +16,10 @@ namespace daemonlet::agent {
 // mounts nowhere. Named hierarchies (name=systemd) count like any other.
 std::vector<std::string> unmountedCgroupHierarchies(std::string_view procCgroup, std::string_view mountinfo);
 
+// A shell command that mounts `hierarchy` where systemd would ("name=systemd" at
+// /sys/fs/cgroup/systemd), making the directory first.
+std::string cgroupMountCommand(const std::string& hierarchy);
+
 // The same for this process, from /proc; empty when /proc cannot be read.
 std::vector<std::string> unmountedCgroupHierarchies();
 

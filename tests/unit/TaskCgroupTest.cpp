@@ -261,6 +261,9 @@ TEST_CASE("task cgroups: a v1 hierarchy listed for this process but mounted nowh
       "42 30 0:38 / /sys/fs/cgroup/net_cls rw,relatime - cgroup cgroup rw,net_cls\n";
   // net_prio shares a hierarchy with net_cls, so a mount carrying only net_cls is not it.
   CHECK(agent::unmountedCgroupHierarchies(procCgroup, mountinfo) == std::vector<std::string>{"perf_event", "net_cls,net_prio"});
+  CHECK(agent::cgroupMountCommand("net_cls,net_prio") ==
+        "mkdir -p /sys/fs/cgroup/net_cls,net_prio && mount -t cgroup -o net_cls,net_prio cgroup /sys/fs/cgroup/net_cls,net_prio");
+  CHECK(agent::cgroupMountCommand("name=systemd") == "mkdir -p /sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd");
   SECTION("all mounted: nothing") {
     const std::string all = mountinfo + "43 30 0:39 / /sys/fs/cgroup/perf_event rw - cgroup cgroup rw,perf_event\n" +
                             "44 30 0:40 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n";
