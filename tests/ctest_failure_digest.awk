@@ -9,7 +9,7 @@
     sub(/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: /, "", current)
     sub(/ \.+.*$/, "", current)
     order[++failed] = current
-    status[current] = ($0 ~ /Timeout/) ? "timed out" : "failed"
+    status[current] = ($0 ~ /\*\*\*Timeout/) ? "timed out" : "failed"
   }
   next
 }

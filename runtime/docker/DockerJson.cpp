@@ -164,9 +164,9 @@ std::optional<Clock::time_point> parseTime(std::string_view text) {
 }
 
 Result<ContainerInfo> parseInspect(const json& j) {
-  if (!j.is_object() || !j.contains("Id")) return Error{Error::Code::Protocol, "inspect answer has no Id"};
   ContainerInfo c;
-  c.id = str(j, "Id");
+  c.id = str(j, "Id");  // absent, or not a string
+  if (c.id.empty()) return Error{Error::Code::Protocol, "inspect answer has no Id"};
   c.name = str(j, "Name");
   if (!c.name.empty() && c.name.front() == '/') c.name.erase(0, 1);
   c.createdAt = parseTime(str(j, "Created"));

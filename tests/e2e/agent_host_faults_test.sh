@@ -241,7 +241,7 @@ if ! wait_for 60 dirs_up; then
 else
   sleep 2  # settled
   before=$(fingerprint "$id")
-  watch_events "$dir/events" "$id"
+  watch_events "$dir/events" "$id" "$(as_since "$(now_ns)")"
   # (a) tasks/ away for at least 3 s, and until the API has said so (at most 20 s: under
   # load the next poll can come late)
   mv "$defs/tasks" "$defs/tasks.away"
@@ -413,6 +413,7 @@ task_def t2
 # The restarted agent's own gate would time out only after 300 s: a 200 within 30 s (time
 # enough on a loaded machine) can only be the gate remembered from this boot.
 sed -i 's/^slotGate: {timeoutSeconds: 3}/slotGate: {timeoutSeconds: 300}/' "$dir/config.yaml"
+grep -q '^slotGate: {timeoutSeconds: 300}' "$dir/config.yaml" || bad "upgrade: the restarted agent's gate timeout was not raised to 300 s"
 restarted_at=$(now_ns)
 start_agent
 ready_soon() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$listen/readyz")" = 200 ]; }

@@ -179,6 +179,7 @@ TEST_CASE("docker: engine answers with fields of the wrong type are read as abse
   CHECK(real.cgroupVersion == 2);
   CHECK(docker::parseEngineInfo(json::parse("[1]"), json::parse("null"), "1.40").version == "?");
 
+  CHECK_FALSE(docker::parseInspect(json::parse(R"({"Id": 7, "Name": "/x"})")));
   CHECK(docker::createdId(json::parse(R"({"Id": "abc", "Warnings": []})")) == "abc");
   CHECK_FALSE(docker::createdId(json::parse(R"({"Id": 7})")));
   CHECK_FALSE(docker::createdId(json::parse(R"([])")));
