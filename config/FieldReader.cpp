@@ -397,41 +397,65 @@ std::optional<YAML::Node> parseDocument(std::string_view text, const std::string
   }
 }
 
+namespace {
+
+// nlohmann's SAX interface, to check syntax only: unlike parse(), its error callback gets
+// the position of every error, a number too large for a double (406) included.
+struct JsonSyntaxCheck : nlohmann::json_sax<nlohmann::json> {
+  std::size_t position = 0;
+  std::string token;
+  std::string what;
+  int id = 0;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t at, const std::string& lastToken, const nlohmann::detail::exception& e) override {
+    position = at;
+    token = lastToken;
+    what = e.what();
+    id = e.id;
+    return false;
+  }
+};
+
+}  // namespace
+
 // Strictness comes from nlohmann::json; the values and their positions still come from
 // yaml-cpp, which reads any valid JSON as the same document, so that a .json and a .yaml
 // definition get one reader and the same field-level diagnostics.
 std::optional<YAML::Node> parseJsonDocument(std::string_view text, const std::string& file,
                                             Diagnostics& out) {
   if (!checkUtf8(text, file, out)) return std::nullopt;
-  try {
-    [[maybe_unused]] const auto checked = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // `byte` is 1-based and names the character the parser stopped at.
-    std::size_t offset = e.byte > 0 ? e.byte - 1 : 0;
-    std::string message = "invalid JSON: " + jsonErrorDetail(e.what());
-    if (offset > 0 && offset < text.size() && (text[offset] == ']' || text[offset] == '}')) {
-      const std::size_t comma = text.find_last_not_of(" \t\r\n", offset - 1);
-      if (comma != std::string_view::npos && text[comma] == ',') {
-        message = fmt::format("invalid JSON: trailing comma before '{}'", text[offset]);
-        offset = comma;
-      }
-    }
-    out.push_back(atOffset(text, offset, file, std::move(message)));
-    return std::nullopt;
-  } catch (const nlohmann::json::out_of_range& e) {
-    // A number past what a double holds (406) carries no offset, only the number's text:
-    // point at its first appearance.
-    const std::string what = e.what();
-    const auto open = what.find('\'');
-    const auto close = open == std::string::npos ? open : what.find('\'', open + 1);
-    const std::string number = close == std::string::npos ? std::string() : what.substr(open + 1, close - open - 1);
-    const std::size_t at = number.empty() ? 0 : text.find(number);
-    out.push_back(atOffset(text, at == std::string_view::npos ? 0 : at, file,
-                           number.empty() ? "invalid JSON: a number is out of range"
-                                          : fmt::format("invalid JSON: number {} is out of range", number)));
+  JsonSyntaxCheck check;
+  if (nlohmann::json::sax_parse(text, &check)) return parseDocument(joinSurrogatePairs(text), file, out);
+  if (check.id == 406) {
+    // A number past what a double holds: the parser stopped right after it.
+    const std::size_t at = check.position >= check.token.size() ? check.position - check.token.size() : 0;
+    out.push_back(atOffset(text, at, file, fmt::format("invalid JSON: number {} is out of range", check.token)));
     return std::nullopt;
   }
-  return parseDocument(joinSurrogatePairs(text), file, out);
+  // `position` counts the characters read, so it names the one the parser stopped at.
+  std::size_t offset = check.position > 0 ? check.position - 1 : 0;
+  std::string message = "invalid JSON: " + jsonErrorDetail(check.what);
+  if (offset > 0 && offset < text.size() && (text[offset] == ']' || text[offset] == '}')) {
+    const std::size_t comma = text.find_last_not_of(" \t\r\n", offset - 1);
+    if (comma != std::string_view::npos && text[comma] == ',') {
+      message = fmt::format("invalid JSON: trailing comma before '{}'", text[offset]);
+      offset = comma;
+    }
+  }
+  out.push_back(atOffset(text, offset, file, std::move(message)));
+  return std::nullopt;
 }
 
 // parseDocument() already refused text that is not UTF-8; replacing rather than throwing

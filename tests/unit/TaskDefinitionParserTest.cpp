@@ -312,6 +312,9 @@ TEST_CASE("a .json definition is strict JSON while the same text as .yaml is YAM
       // nlohmann reports this as out_of_range, not parse_error: it once ended the agent.
       {"number past a double", "{\"family\":\"f\",\n \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\"memory\":7e900}]}",
        "t.json:2:59: invalid JSON: number 7e900 is out of range"},
+      {"number past a double, its text also in a string before it",
+       "{\"family\":\"7e900\",\n \"containerDefinitions\":[{\"name\":\"a\",\"image\":\"i\",\"memory\":7e900}]}",
+       "t.json:2:59: invalid JSON: number 7e900 is out of range"},
   };
   for (const auto& c : cases) {
     INFO(c.what);
