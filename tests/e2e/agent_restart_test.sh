@@ -24,7 +24,19 @@ snapshot() {
   for id in $(engine_ids -a label=io.daemonlet.instance=restart); do engine_fingerprint "$id"; done | sort
 }
 running_ones() { snapshot | awk '$4 == "running"'; }
-run_once() { "$bin" run --config "$work/config.yaml" --source "$defs" --once >>"$work/once.log" 2>&1; }
+# --once gives up after 300 s; a run that has not converged in 120 s has failed, and its
+# log and the engine's view are what tell why (the work dir goes at exit).
+run_once() {
+  local from code
+  from=$(($(wc -l <"$work/once.log" 2>/dev/null || echo 0) + 1))
+  timeout 120 "$bin" run --config "$work/config.yaml" --source "$defs" --once >>"$work/once.log" 2>&1
+  code=$?
+  if [ "$code" != 0 ]; then
+    echo "--- agent --once exited $code; its log:"; tail -n +"$from" "$work/once.log" | tail -40
+    echo "--- managed containers (id name started status):"; snapshot
+  fi
+  return "$code"
+}
 
 mkdir -p "$defs/daemons" "$defs/tasks"
 { printf 'instance: {id: restart}\nlisten: 127.0.0.1:51698\napiSocket: %s/api.sock\nstateDir: %s/state\n' "$work" "$work"; engine_config; } >"$work/config.yaml"
