@@ -147,30 +147,31 @@ std::vector<PolicyRefusal> checkTaskPolicy(const TaskPolicy& policy, const TaskD
   }
   for (std::size_t i = 0; i < def.containers.size(); ++i) {
     const auto& c = def.containers[i];
-    const std::string at = fmt::format("containerDefinitions[{}]", i);
+    // Only a refusal needs the field's name: checked for every task on every plan.
+    const auto at = [i] { return fmt::format("containerDefinitions[{}]", i); };
     if (!policy.allowPrivileged && c.privileged) {
-      out.push_back({at + ".privileged", "privileged containers are not allowed (taskPolicy.allowPrivileged is false)"});
+      out.push_back({at() + ".privileged", "privileged containers are not allowed (taskPolicy.allowPrivileged is false)"});
     }
     for (std::size_t k = 0; k < c.linuxParameters.capabilitiesAdd.size(); ++k) {
       const auto& cap = c.linuxParameters.capabilitiesAdd[k];
       if (!capabilityAllowed(cap, policy.allowedCapabilities)) {
-        out.push_back({fmt::format("{}.linuxParameters.capabilities.add[{}]", at, k),
+        out.push_back({fmt::format("{}.linuxParameters.capabilities.add[{}]", at(), k),
                        fmt::format("capability {} is not in taskPolicy.allowedCapabilities {}", cap, listed(policy.allowedCapabilities))});
       }
     }
     for (std::size_t k = 0; k < c.environmentFiles.size(); ++k) {
       const auto& file = c.environmentFiles[k];
-      const std::string field = fmt::format("{}.environmentFiles[{}]", at, k);
+      const auto field = [&] { return fmt::format("{}.environmentFiles[{}]", at(), k); };
       std::string why;
       if (!allowedPath(file, policy.environmentFileRoots, paths, why)) {
-        out.push_back({field, belowMessage(file, why, "environmentFileRoots", policy.environmentFileRoots)});
+        out.push_back({field(), belowMessage(file, why, "environmentFileRoots", policy.environmentFileRoots)});
         continue;
       }
       const std::string real = paths == PathResolution::OnHost ? onHost(file).value_or(file) : file;
       const auto* excluded = excludedFor(policy, file);
       if (!excluded) excluded = excludedFor(policy, real);
       if (excluded) {
-        out.push_back({field, fmt::format("{} lies in {}, {}; environmentFiles never read it", file, excluded->path, excluded->what)});
+        out.push_back({field(), fmt::format("{} lies in {}, {}; environmentFiles never read it", file, excluded->path, excluded->what)});
       }
     }
   }

@@ -71,7 +71,7 @@ struct ObservedContainer {
   bool exited() const;
   bool neverStarted() const { return state == runtime::ContainerState::Created; }
   // The key that groups the containers of one copy: a daemon revision or a task run.
-  std::string owner() const { return kind == Kind::Daemon ? family : taskId; }
+  const std::string& owner() const { return kind == Kind::Daemon ? family : taskId; }
 };
 
 // nullopt for containers without daemonlet's labels.

@@ -19,11 +19,13 @@ using config::TaskDefinition;
 using std::chrono::seconds;
 
 // The containers of one copy of a daemon revision or of one task run.
+// Views into the planner's inputs, which outlive it: grouping 1,000 tasks on every plan
+// copies no string.
 struct Group {
-  std::string hash;
+  std::string_view hash;
   std::int64_t revision = 0;
   Resources reservation;
-  std::vector<std::string> hostPorts;
+  const std::vector<std::string>* hostPorts = nullptr;
   std::vector<const ObservedContainer*> containers;
 
   const ObservedContainer* find(const std::string& name) const {
@@ -70,17 +72,24 @@ struct Group {
   }
 };
 
-using Groups = std::map<std::string, Group>;  // by hash
+using Groups = std::map<std::string_view, Group, std::less<>>;  // by hash
+using Owners = std::map<std::string_view, Groups, std::less<>>;  // by daemon family or task id
 
-std::map<std::string, Groups> groupContainers(const ObservedState& observed, Kind kind) {
-  std::map<std::string, Groups> out;
+Owners groupContainers(const ObservedState& observed, Kind kind) {
+  Owners out;
+  auto last = out.end();  // the containers of one copy mostly come one after another
   for (const auto& c : observed.containers) {
     if (c.kind != kind) continue;
-    Group& g = out[c.owner()][c.hash];
-    g.hash = c.hash;
-    g.revision = c.revision;
-    g.reservation = c.reservation;
-    g.hostPorts = c.hostPorts;
+    // The engine lists by id, the agent's own view by owner: then the end is the place.
+    if (last == out.end() || last->first != c.owner()) last = out.try_emplace(out.end(), c.owner());
+    auto [it, added] = last->second.try_emplace(c.hash);
+    Group& g = it->second;
+    if (added) {
+      g.hash = c.hash;
+      g.revision = c.revision;
+      g.reservation = c.reservation;
+      g.hostPorts = &c.hostPorts;
+    }
     g.containers.push_back(&c);
   }
   return out;
@@ -107,19 +116,24 @@ class Planner {
     daemons_ = groupContainers(in.observed, Kind::Daemon);
     tasks_ = groupContainers(in.observed, Kind::Task);
     // Looked up for every observed container: an index, not a scan (1,000 tasks).
+    desiredDaemons_.reserve(in.desired.daemons.size());
+    desiredTasks_.reserve(in.desired.tasks.size());
     for (const auto& d : in.desired.daemons) {
       desiredDaemons_.emplace(d.family, &d);
       adoptLegacyHash(daemons_, d.family, d);
     }
     for (const auto& t : in.desired.tasks) {
-      desiredTasks_.emplace(t.id, &t);
+      desiredTasks_.emplace_back(t.id, &t);
       adoptLegacyHash(tasks_, t.id, t.definition);
     }
+    // One vector, not a node per task; sources mostly give the tasks in id order already.
+    const auto byId = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(desiredTasks_.begin(), desiredTasks_.end(), byId)) std::sort(desiredTasks_.begin(), desiredTasks_.end(), byId);
   }
 
   // Containers an older daemonlet labelled with the hash it computed for this very
   // definition are its current copy: an agent upgrade restarts nothing (P5).
-  static void adoptLegacyHash(std::map<std::string, Groups>& all, const std::string& owner, const TaskDefinition& def) {
+  static void adoptLegacyHash(Owners& all, const std::string& owner, const TaskDefinition& def) {
     if (def.legacyHash.empty()) return;
     auto owned = all.find(owner);
     if (owned == all.end()) return;
@@ -350,9 +364,11 @@ class Planner {
     if (def.networkMode == config::NetworkMode::Awsvpc && !networkHolderUp(kind, owner, def, group, taskId)) return p;
     for (const auto& c : def.containers) {
       const ObservedContainer* oc = group.find(c.name);
-      const std::string name = containerName(kind, def, taskId, c.name, in_.instanceId);
-      if (oc && oc->running()) plan_.memory.createFailures.erase(name);  // recovered: no stale error
+      // A name costs a SHA-256: not computed for the running copies of a steady state.
+      if (oc && oc->running() && !plan_.memory.createFailures.empty())
+        plan_.memory.createFailures.erase(containerName(kind, def, taskId, c.name, in_.instanceId));  // recovered: no stale error
       if (oc && !oc->neverStarted()) continue;
+      const std::string name = containerName(kind, def, taskId, c.name, in_.instanceId);
       std::string blocked;
       for (const auto& d : c.dependsOn) {
         const ObservedContainer* dep = group.find(d.containerName);
@@ -459,13 +475,13 @@ class Planner {
     for (const auto& [id, groups] : tasks_) {
       for (const auto& [hash, g] : groups) {
         if (g.live()) used += g.reservation;
-        if (g.live()) holdPorts(g.hostPorts, "task " + id);
+        if (g.live() && !g.hostPorts->empty()) holdPorts(*g.hostPorts, fmt::format("task {}", id));
       }
     }
     available_ = in_.capacity - daemons - used;
     for (const auto& [family, groups] : daemons_) {
       for (const auto& [hash, g] : groups) {
-        if (g.live()) holdPorts(g.hostPorts, "daemon " + family);
+        if (g.live() && !g.hostPorts->empty()) holdPorts(*g.hostPorts, fmt::format("daemon {}", family));
       }
     }
     for (const auto& def : in_.desired.daemons) holdPorts(hostPortsOf(def), "daemon " + def.family);
@@ -486,6 +502,7 @@ class Planner {
   // The engine refused one of the task's host ports (something outside daemonlet holds
   // it): the retry time, while its backoff runs.
   std::optional<TimePoint> portsRefused(const config::ApplicationTask& task) {
+    if (plan_.memory.createFailures.empty()) return std::nullopt;
     std::vector<std::string> names{containerName(Kind::Task, task.definition, task.id, kNetworkHolder, in_.instanceId)};
     for (const auto& c : task.definition.containers) names.push_back(containerName(Kind::Task, task.definition, task.id, c.name, in_.instanceId));
     for (const auto& n : names) {
@@ -501,13 +518,15 @@ class Planner {
   // ---- application tasks (P2, P3) ------------------------------------------------------
 
   void admitTasks() {
-    std::vector<const config::ApplicationTask*> ordered;
-    for (const auto& t : in_.desired.tasks) ordered.push_back(&t);
-    std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
     const bool gateOpen = plan_.memory.gateOpenedAt.has_value();
-    for (const auto* task : ordered) {
+    plan_.tasks.reserve(desiredTasks_.size());
+    // Both in id order: walked side by side, not looked up (1,000 tasks on every plan).
+    auto observed = tasks_.begin();
+    for (const auto& [id, task] : desiredTasks_) {
       const TaskDefinition& def = task->definition;
-      Groups& groups = tasks_[task->id];
+      while (observed != tasks_.end() && observed->first < task->id) ++observed;
+      if (observed == tasks_.end() || observed->first != task->id) observed = tasks_.emplace_hint(observed, task->id, Groups{});
+      Groups& groups = observed->second;
       TaskStatus status = taskStatus(*task);
       if (refuseByPolicy(*task, groups, status)) {
         plan_.tasks.push_back(std::move(status));
@@ -619,11 +638,11 @@ class Planner {
       status.policyProblem = refusal + "; the running copy is kept, no new copy starts";
       // The same words in every plan: the agent logs a note once while it repeats.
       note("WARNING: task {}: running outside taskPolicy: {}", task.id, status.policyProblem);
-      const std::string* runningHash = nullptr;
+      const std::string_view* runningHash = nullptr;
       for (const auto& [hash, g] : groups) {
         if (g.anyRunning()) runningHash = &hash;
       }
-      fillContainers(status.containers, groups, runningHash ? *runningHash : task.definition.hash);
+      fillContainers(status.containers, groups, runningHash ? *runningHash : std::string_view(task.definition.hash));
       return true;
     }
     for (auto& [hash, g] : groups) {
@@ -757,8 +776,10 @@ class Planner {
   // During a shutdown, undesired daemons too wait for the confirmed drain (P4).
   void removeUndesired(bool daemonsAlreadyStopping, bool shutdown) {
     bool undesiredTaskRunning = false;
+    auto desired = desiredTasks_.begin();  // both in id order: side by side
     for (auto& [id, groups] : tasks_) {
-      if (desiredTask(id)) continue;
+      while (desired != desiredTasks_.end() && desired->first < id) ++desired;
+      if (desired != desiredTasks_.end() && desired->first == id) continue;
       for (auto& [hash, g] : groups) {
         stopGroup(Kind::Task, id, g, nullptr, "no longer desired");
         if (removable(Kind::Task, g)) removeGroup(Kind::Task, id, g);
@@ -783,11 +804,11 @@ class Planner {
 
   // ---- actions ------------------------------------------------------------------------------
 
-  void stopGroups(Kind kind, const std::string& owner, const Groups& groups, const TaskDefinition* def, const std::string& why) {
+  void stopGroups(Kind kind, std::string_view owner, const Groups& groups, const TaskDefinition* def, const std::string& why) {
     for (const auto& [hash, g] : groups) stopGroup(kind, owner, g, def && hash == def->hash ? def : nullptr, why);
   }
 
-  void stopGroup(Kind kind, const std::string& owner, const Group& g, const TaskDefinition* def, const std::string& why) {
+  void stopGroup(Kind kind, std::string_view owner, const Group& g, const TaskDefinition* def, const std::string& why) {
     // awsvpc: the namespace holder goes last, as ECS stops its pause container last: the
     // copy's network and host ports stay while its containers wind down.
     const bool othersRunning = std::any_of(g.containers.begin(), g.containers.end(),
@@ -810,20 +831,20 @@ class Planner {
     return g.stopped() && !(g.anyNeverStarted() && inFlight);
   }
 
-  void removeGroup(Kind kind, const std::string& owner, const Group& g) {
+  void removeGroup(Kind kind, std::string_view owner, const Group& g) {
     for (const auto* c : g.containers) addRemove(kind, owner, *c);
   }
 
-  void addRemove(Kind kind, const std::string& owner, const ObservedContainer& c) { addAction(Action::Type::Remove, kind, owner, c, "stopped"); }
+  void addRemove(Kind kind, std::string_view owner, const ObservedContainer& c) { addAction(Action::Type::Remove, kind, owner, c, "stopped"); }
 
   // With the copy's definition: the executor makes the copy's parent cgroup again, with its
   // limits, if it went while the container was down.
-  void addStart(Kind kind, const std::string& owner, const TaskDefinition& def, const ObservedContainer& c, const std::string& why) {
+  void addStart(Kind kind, std::string_view owner, const TaskDefinition& def, const ObservedContainer& c, const std::string& why) {
     addAction(Action::Type::Start, kind, owner, c, why).definition = def;
   }
 
   // Start, Stop and Remove act on a container that exists.
-  Action& addAction(Action::Type type, Kind kind, const std::string& owner, const ObservedContainer& c, const std::string& why) {
+  Action& addAction(Action::Type type, Kind kind, std::string_view owner, const ObservedContainer& c, const std::string& why) {
     Action a;
     a.type = type;
     a.kind = kind;
@@ -835,7 +856,7 @@ class Planner {
     return plan_.actions.back();
   }
 
-  void addCreate(Kind kind, const std::string& owner, const TaskDefinition& def, const std::string& container, const std::string& name) {
+  void addCreate(Kind kind, std::string_view owner, const TaskDefinition& def, const std::string& container, const std::string& name) {
     Action a;
     a.type = Action::Type::Create;
     a.kind = kind;
@@ -862,6 +883,7 @@ class Planner {
 
   // The reason a task cannot start as defined, while its create or start backs off.
   std::string cannotStart(const config::ApplicationTask& task) {
+    if (plan_.memory.createFailures.empty()) return "";
     std::vector<std::string> parts;
     for (const auto& c : task.definition.containers) parts.push_back(c.name);
     if (task.definition.networkMode == config::NetworkMode::Awsvpc) parts.push_back(kNetworkHolder);  // created first
@@ -875,6 +897,7 @@ class Planner {
   }
 
   std::string createError(Kind kind, const TaskDefinition& def) const {
+    if (plan_.memory.createFailures.empty()) return "";
     for (const auto& c : def.containers) {
       auto it = plan_.memory.createFailures.find(containerName(kind, def, "", c.name, in_.instanceId));
       if (it != plan_.memory.createFailures.end()) return it->second.reason;
@@ -892,9 +915,10 @@ class Planner {
     return s;
   }
 
-  static void fillContainers(std::vector<ContainerStatus>& out, const Groups& groups, const std::string& preferredHash) {
+  static void fillContainers(std::vector<ContainerStatus>& out, const Groups& groups, std::string_view preferredHash) {
     for (const auto& [hash, g] : groups) {
       if (!preferredHash.empty() && hash != preferredHash && groups.count(preferredHash)) continue;
+      out.reserve(out.size() + g.containers.size());
       for (const auto* c : g.containers) {
         ContainerStatus s{c->container, c->id, runtime::toString(c->state), std::nullopt};
         if (c->exited()) s.exitCode = c->exitCode;
@@ -983,21 +1007,22 @@ class Planner {
     plan_.notes.push_back(fmt::format(f, std::forward<Args>(args)...));
   }
 
-  const config::ApplicationTask* desiredTask(const std::string& id) const {
-    auto it = desiredTasks_.find(id);
-    return it == desiredTasks_.end() ? nullptr : it->second;
+  const config::ApplicationTask* desiredTask(std::string_view id) const {
+    auto it = std::lower_bound(desiredTasks_.begin(), desiredTasks_.end(), id, [](const auto& e, std::string_view k) { return e.first < k; });
+    return it == desiredTasks_.end() || it->first != id ? nullptr : it->second;
   }
-  const TaskDefinition* desiredDaemon(const std::string& family) const {
+  const TaskDefinition* desiredDaemon(std::string_view family) const {
     auto it = desiredDaemons_.find(family);
     return it == desiredDaemons_.end() ? nullptr : it->second;
   }
 
   const Inputs& in_;
   Plan plan_;
-  std::unordered_map<std::string, const TaskDefinition*> desiredDaemons_;
-  std::unordered_map<std::string, const config::ApplicationTask*> desiredTasks_;
-  std::map<std::string, Groups> daemons_;
-  std::map<std::string, Groups> tasks_;
+  // Keys point into in_.desired, which outlives the planner.
+  std::unordered_map<std::string_view, const TaskDefinition*> desiredDaemons_;
+  std::vector<std::pair<std::string_view, const config::ApplicationTask*>> desiredTasks_;  // sorted by id
+  Owners daemons_;
+  Owners tasks_;
   Resources available_;
   std::map<std::string, std::string> portsHeld_;  // "8080/tcp" -> who holds it
   std::vector<std::string> criticalDown_;  // critical families with no serving copy now
