@@ -77,6 +77,7 @@ class Agent final : public ApiBackend {
   Resources capacity() const;
   std::unique_ptr<DesiredStateSource> makeSource();
   void persistState();
+  void saveChangedRecords();
   void reportLostTasks(const std::map<std::string, TaskRecord>& records);
   int printDryRun();
 
@@ -92,7 +93,9 @@ class Agent final : public ApiBackend {
   std::string desiredEtag_;
   bool haveDesired_ = false;
   std::optional<StateStore> store_;
-  std::map<std::string, TaskRecord> taskRecords_;  // as last saved
+  std::map<std::string, TaskRecord> taskRecords_;  // as the last plan says
+  TaskRecordChanges unsavedRecords_;               // not in state.json or its journal yet
+  std::optional<std::chrono::steady_clock::time_point> recordsChangedAt_;  // the oldest of them
   Phase phase_ = Phase::Starting;
   Memory memory_;
   Plan lastPlan_;

@@ -39,6 +39,24 @@ std::optional<config::TaskDefinition> readDefinition(const json& entry, std::str
   return parsed.value;
 }
 
+json recordJson(const TaskRecord& r) {
+  return {{"status", r.status}, {"stoppedReason", r.stoppedReason.empty() ? json(nullptr) : json(r.stoppedReason)}, {"exitCodes", r.exitCodes}};
+}
+
+// Records are a diagnostic aid: one of the wrong shape is nullopt, dropped by the caller.
+std::optional<TaskRecord> readRecord(const json& r) {
+  if (!r.is_object() || !r.value("status", json()).is_string()) return std::nullopt;
+  TaskRecord record;
+  record.status = r["status"].get<std::string>();
+  if (r.value("stoppedReason", json()).is_string()) record.stoppedReason = r["stoppedReason"].get<std::string>();
+  const json exitCodes = r.value("exitCodes", json::object());
+  if (!exitCodes.is_object()) return std::nullopt;
+  for (const auto& [name, code] : exitCodes.items()) {
+    if (code.is_number_integer()) record.exitCodes[name] = code.get<int>();
+  }
+  return record;
+}
+
 bool writeAll(int fd, const std::string& data) {
   for (std::size_t off = 0; off < data.size();) {
     const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -101,16 +119,7 @@ std::optional<PersistedState> parseState(const json& doc, std::string& why, std:
   const json records = doc.value("taskRecords", json::object());
   if (!records.is_object()) return saved;
   for (const auto& [id, r] : records.items()) {
-    if (!r.is_object() || !r.value("status", json()).is_string()) continue;
-    TaskRecord record;
-    record.status = r["status"].get<std::string>();
-    if (r.value("stoppedReason", json()).is_string()) record.stoppedReason = r["stoppedReason"].get<std::string>();
-    const json exitCodes = r.value("exitCodes", json::object());
-    if (!exitCodes.is_object()) continue;
-    for (const auto& [name, code] : exitCodes.items()) {
-      if (code.is_number_integer()) record.exitCodes[name] = code.get<int>();
-    }
-    saved.tasks[id] = std::move(record);
+    if (auto record = readRecord(r)) saved.tasks[id] = std::move(*record);
   }
   return saved;
 }
@@ -146,6 +155,8 @@ std::optional<PersistedState> StateStore::load() {
     auto saved = parseState(doc, why, defaulted);
     if (!saved) moveAside(why);
     for (const auto& d : defaulted) log_.warn("{}: {}; read as absent, the saved definitions are kept", path().string(), d);
+    snapshotBytes_ = text.str().size();
+    if (saved) replayJournal(*saved, doc.value("journalEpoch", json()).is_number_unsigned() ? doc["journalEpoch"].get<std::uint64_t>() : 0);
     return saved;
   } catch (const std::exception& e) {  // json's type errors, or a parser's own
     moveAside(fmt::format("a field has the wrong type ({})", e.what()));
@@ -154,17 +165,95 @@ std::optional<PersistedState> StateStore::load() {
 }
 
 
+void StateStore::replayJournal(PersistedState& state, std::uint64_t epoch) {
+  epoch_ = epoch;
+  journalBytes_ = 0;
+  std::ifstream in(journalPath());
+  if (!in) return;
+  std::string line;
+  std::getline(in, line);
+  const json header = json::parse(line, nullptr, false);
+  std::error_code ec;
+  if (header.is_discarded() || !header.is_object() || header.value("epoch", json()) != json(epoch)) {
+    // Left by a crash between a full save and the journal's removal: older than the snapshot.
+    fs::remove(journalPath(), ec);
+    return;
+  }
+  std::size_t applied = 0;
+  while (std::getline(in, line)) {
+    const json entry = json::parse(line, nullptr, false);
+    if (entry.is_discarded() || !entry.is_object() || !entry.value("id", json()).is_string()) {
+      // A torn last line is an append a crash cut short; anything after it is not trusted.
+      if (in.peek() != std::char_traits<char>::eof()) log_.warn("{}: line {} is not a record; the lines after it are ignored", journalPath().string(), applied + 2);
+      break;
+    }
+    const std::string id = entry["id"].get<std::string>();
+    if (entry.value("record", json()).is_null()) state.tasks.erase(id);
+    else if (auto record = readRecord(entry["record"])) state.tasks[id] = std::move(*record);
+    ++applied;
+  }
+  journalBytes_ = fs::file_size(journalPath(), ec);
+  if (ec) journalBytes_ = 0;
+}
+
+bool StateStore::appendRecords(const TaskRecordChanges& changes) {
+  std::string text;
+  if (journalBytes_ == 0) text = jsonText(json{{"epoch", epoch_}}) + "\n";
+  for (const auto& [id, record] : changes) text += jsonText(json{{"id", id}, {"record", record ? recordJson(*record) : json(nullptr)}}) + "\n";
+  std::error_code ec;
+  if (fs::create_directories(directory_, ec)) fs::permissions(directory_, fs::perms::owner_all, ec);
+  // A header without its snapshot's epoch would be replayed over the wrong one: a
+  // journal begins only from an empty file.
+  const int fd = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (journalBytes_ == 0 ? O_TRUNC : 0), 0600);
+  const bool ok = fd >= 0 && writeAll(fd, text) && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (ok) journalBytes_ += text.size();
+  else log_.warn("{}: could not save {} task record(s) ({})", journalPath().string(), changes.size(), std::string(strerror(errno)));
+  return ok;
+}
+
+namespace {
+
+TaskRecord recordOf(const TaskStatus& t) {
+  TaskRecord r;
+  r.status = toString(t.status);
+  r.stoppedReason = t.stoppedReason;
+  for (const auto& c : t.containers) {
+    if (c.exitCode) r.exitCodes[c.name] = *c.exitCode;
+  }
+  return r;
+}
+
+}  // namespace
+
 std::map<std::string, TaskRecord> taskRecordsOf(const std::vector<TaskStatus>& tasks) {
   std::map<std::string, TaskRecord> records;
-  for (const auto& t : tasks) {
-    TaskRecord& r = records[t.id];
-    r.status = toString(t.status);
-    r.stoppedReason = t.stoppedReason;
-    for (const auto& c : t.containers) {
-      if (c.exitCode) r.exitCodes[c.name] = *c.exitCode;
-    }
-  }
+  for (const auto& t : tasks) records[t.id] = recordOf(t);
   return records;
+}
+
+TaskRecordChanges applyTaskRecords(std::map<std::string, TaskRecord>& records, const std::vector<TaskStatus>& tasks) {
+  TaskRecordChanges changes;
+  std::vector<std::string_view> planned;
+  planned.reserve(tasks.size());
+  for (const auto& t : tasks) {
+    planned.push_back(t.id);
+    TaskRecord r = recordOf(t);
+    auto [it, added] = records.try_emplace(t.id);
+    if (!added && it->second == r) continue;
+    it->second = r;
+    changes[t.id] = std::move(r);
+  }
+  std::sort(planned.begin(), planned.end());
+  for (auto it = records.begin(); it != records.end();) {
+    if (std::binary_search(planned.begin(), planned.end(), std::string_view(it->first))) {
+      ++it;
+      continue;
+    }
+    changes[it->first] = std::nullopt;
+    it = records.erase(it);
+  }
+  return changes;
 }
 
 bool writeFileAtomically(const fs::path& target, const std::string& text) {
@@ -212,15 +301,21 @@ bool StateStore::save(const PersistedState& saved) {
     doc["tasks"].push_back(std::move(entry));
   }
   doc["taskRecords"] = json::object();
-  for (const auto& [id, r] : saved.tasks) {
-    doc["taskRecords"][id] = {{"status", r.status},
-                              {"stoppedReason", r.stoppedReason.empty() ? json(nullptr) : json(r.stoppedReason)},
-                              {"exitCodes", r.exitCodes}};
-  }
+  for (const auto& [id, r] : saved.tasks) doc["taskRecords"][id] = recordJson(r);
+  const std::uint64_t epoch = epoch_ + 1;
+  doc["journalEpoch"] = epoch;
   const std::string text = jsonText(doc, 1) + "\n";
 
   const bool ok = writeFileAtomically(path(), text);
-  if (!ok) {
+  if (ok) {
+    // The snapshot holds every record now; a crash before this removal leaves a journal
+    // of the old epoch, which load() drops.
+    epoch_ = epoch;
+    snapshotBytes_ = text.size();
+    journalBytes_ = 0;
+    std::error_code ec;
+    fs::remove(journalPath(), ec);
+  } else {
     log_.warn("{}: could not save the desired state ({}): a restart with broken input would lose it", path().string(),
               std::string(strerror(errno)));
   }

@@ -259,10 +259,8 @@ void ControlEndpointSource::onDesired(const HttpResponse& r, const std::string& 
 
 // ---- status reports ----------------------------------------------------------------------
 
-void ControlEndpointSource::publish(const nlohmann::json& report) {
-  std::string body = jsonText(report);
-  if (body == reportBody_) return;
-  reportBody_ = std::move(body);
+void ControlEndpointSource::publish(ReportRenderer render) {
+  render_ = std::move(render);
   reportPending_ = true;
   scheduleReport();
 }
@@ -271,7 +269,7 @@ void ControlEndpointSource::publish(const nlohmann::json& report) {
 void ControlEndpointSource::scheduleReport() {
   // While a failed report backs off, newer reports wait for the retry rather than cut the
   // backoff short.
-  if (!registered_ || !reportPending_ || reportInFlight_ || reportTimerArmed_ || report_.backingOff || reportBody_.empty()) return;
+  if (!registered_ || !reportPending_ || reportInFlight_ || reportTimerArmed_ || report_.backingOff || !render_) return;
   reportTimerArmed_ = true;
   report_.timer.expires_at(std::max(steady_clock::now(), lastReportSent_ + settings_.reportInterval));
   report_.timer.async_wait([this](const boost::system::error_code& ec) {
@@ -287,19 +285,28 @@ void ControlEndpointSource::sendReport() {
   request.method = "PUT";
   request.url = instanceUrl() + "/status";
   request.timeout = settings_.requestGrace;
-  request.body = reportBody_;
+  request.body = jsonText(render_());
+  // What the server already has is not sent again, but for the heartbeat.
+  if (request.body == acknowledgedBody_ && !heartbeatDue_) {
+    reportPending_ = false;
+    return;
+  }
   if (!prepare(request, report_, [this] { scheduleReport(); })) return;
   reportPending_ = false;
+  heartbeatDue_ = false;
   reportInFlight_ = true;
   lastReportSent_ = steady_clock::now();
-  submit(std::move(request), [this](const HttpResponse& r) {
+  std::string sent = request.body;
+  submit(std::move(request), [this, body = std::move(sent)](const HttpResponse& r) {
     reportInFlight_ = false;
     if (answered2xx(r)) {
       succeeded(report_);
+      acknowledgedBody_ = body;
       heartbeat_.expires_after(settings_.heartbeat);
       heartbeat_.async_wait([this](const boost::system::error_code& ec) {
         if (ec) return;
         reportPending_ = true;
+        heartbeatDue_ = true;
         scheduleReport();
       });
       scheduleReport();  // a newer report may have come in meanwhile

@@ -63,7 +63,7 @@ class ControlEndpointSource final : public DesiredStateSource {
   ~ControlEndpointSource() override;
 
   void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) override;
-  void publish(const nlohmann::json& report) override;
+  void publish(ReportRenderer render) override;
   std::int64_t errors() const override { return errors_; }
 
  private:
@@ -110,7 +110,9 @@ class ControlEndpointSource final : public DesiredStateSource {
   std::int64_t generation_ = 0;
   std::chrono::steady_clock::time_point lastPollStart_{};
 
-  std::string reportBody_;   // newest report
+  ReportRenderer render_;         // the newest report, rendered when it is sent
+  std::string acknowledgedBody_;  // the last report the server answered 2xx
+  bool heartbeatDue_ = false;     // sent even when it says nothing new
   bool reportPending_ = false;
   bool reportInFlight_ = false;
   bool reportTimerArmed_ = false;

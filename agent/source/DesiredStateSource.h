@@ -27,8 +27,10 @@ class DesiredStateSource {
 
   // `lastGood` is the state saved by a previous run (stateDir/state.json).
   virtual void start(Handler onChange, std::optional<VersionedDesiredState> lastGood) = 0;
-  // The agent's current status report (DESIGN 3.5); sources without a peer ignore it.
-  virtual void publish(const nlohmann::json& /*report*/) {}
+  // The agent's status report changed (DESIGN 3.5); `render` gives the newest when called.
+  // Sources without a peer ignore it; the control endpoint renders it when it sends.
+  using ReportRenderer = std::function<nlohmann::json()>;
+  virtual void publish(ReportRenderer /*render*/) {}
   // Requests and errors so far, for /metrics.
   virtual std::int64_t errors() const { return 0; }
   // Why the last good state is being kept right now (a directory gone or unlistable).

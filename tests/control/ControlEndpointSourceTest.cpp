@@ -205,8 +205,12 @@ TEST_CASE("control: status reports are coalesced to one a second, the newest win
   Connected t([](ControlEndpointSource::Settings& s) { s.heartbeat = 2s; });
   auto& server = t.server;
   auto& client = t.client;
+  int renders = 0;
   for (int i = 0; i < 30; ++i) {
-    client.source->publish({{"phase", "ACTIVE"}, {"seq", i}});
+    client.source->publish([&renders, i] {
+      ++renders;
+      return nlohmann::json{{"phase", "ACTIVE"}, {"seq", i}};
+    });
     client.pumpFor(50ms);
   }
   client.pumpFor(1500ms);
@@ -214,6 +218,7 @@ TEST_CASE("control: status reports are coalesced to one a second, the newest win
   CHECK(s["status"]["default/i-1"]["seq"] == 29);  // the newest arrived
   const int sent = s["statusCount"]["default/i-1"].get<int>();
   CHECK(sent <= 4);  // 30 changes over 1.5 s, at most one report a second
+  CHECK(renders <= 4);  // rendered when sent, not on each of the 30 changes
   client.pumpFor(4500ms);
   const int afterIdle = server.state()["statusCount"]["default/i-1"].get<int>();
   CHECK(afterIdle >= sent + 2);  // heartbeats while nothing changes
@@ -224,9 +229,9 @@ TEST_CASE("control: a report that failed is retried, newest first, once the endp
   auto& server = t.server;
   auto& client = t.client;
   server.fault("500");
-  client.source->publish({{"phase", "ACTIVE"}, {"seq", 1}});
+  client.source->publish([] { return nlohmann::json{{"phase", "ACTIVE"}, {"seq", 1}}; });
   client.pumpFor(1500ms);
-  client.source->publish({{"phase", "DRAINING"}, {"seq", 2}});
+  client.source->publish([] { return nlohmann::json{{"phase", "DRAINING"}, {"seq", 2}}; });
   client.pumpFor(1000ms);
   CHECK(client.logged("/status: HTTP 500"));
   server.fault("none");
@@ -368,4 +373,20 @@ TEST_CASE("control: a host name that does not resolve is a DNS failure, retried 
   CHECK(client.source->errors() >= 2);
   CHECK(client.source->errors() <= 8);  // backing off, not spinning
   CHECK(client.delivered.empty());
+}
+
+TEST_CASE("control: a report that says what the server already has is not sent again") {
+  Connected t([](ControlEndpointSource::Settings& s) { s.heartbeat = 60s; });
+  auto& server = t.server;
+  auto& client = t.client;
+  const auto same = [] { return nlohmann::json{{"phase", "ACTIVE"}, {"seq", 1}}; };
+  client.source->publish(same);
+  REQUIRE(pumpUntil(client.io, [&] { return server.state()["statusCount"].value("default/i-1", 0) == 1; }, 10s));
+  for (int i = 0; i < 3; ++i) {
+    client.source->publish(same);  // a plan changed, its report did not
+    client.pumpFor(1200ms);
+  }
+  CHECK(server.state()["statusCount"]["default/i-1"] == 1);
+  client.source->publish([] { return nlohmann::json{{"phase", "DRAINING"}, {"seq", 2}}; });
+  REQUIRE(pumpUntil(client.io, [&] { return server.state()["statusCount"].value("default/i-1", 0) == 2; }, 10s));
 }

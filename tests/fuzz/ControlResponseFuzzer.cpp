@@ -53,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                [&](HttpRequest, std::function<void(HttpResponse)> done) { waiting.push_back(std::move(done)); });
   int changes = 0;
   source.start([&](VersionedDesiredState) { ++changes; }, std::nullopt);
-  source.publish({{"phase", "ACTIVE"}});
+  source.publish([] { return nlohmann::json{{"phase", "ACTIVE"}}; });
   for (int answers = 0; answers < 64 && in.remaining_bytes() > 0; ++answers) {
     io.poll();
     io.restart();

@@ -125,3 +125,79 @@ TEST_CASE("state store: a side field of the wrong type is read as absent, and th
     CHECK(logs.str().find("read as absent, the saved definitions are kept") != std::string::npos);
   }
 }
+
+TEST_CASE("state store: changed task records go to a journal, one line each, and load() replays them over the snapshot") {
+  TempDir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path, log);
+  const agent::TaskRecord running{"RUNNING", "", {}};
+  const agent::TaskRecord stopped{"STOPPED", "Essential container in task exited: main exited with code 3", {{"main", 3}}};
+  REQUIRE(store.save({{sample(), "e"}, {{"web-1", running}, {"web-2", running}}, "i-7"}));
+  const auto snapshot = fs::file_size(store.path());
+
+  REQUIRE(store.appendRecords({{"web-1", stopped}}));
+  REQUIRE(store.appendRecords({{"web-2", std::nullopt}, {"web-3", running}}));
+  CHECK(fs::file_size(store.path()) == snapshot);  // proportional to what changed: the snapshot is not rewritten
+  CHECK(store.journalPath().parent_path() == dir.path);
+  CHECK(store.journalBytes() == fs::file_size(store.journalPath()));
+  CHECK(store.journalBytes() < 400);
+
+  agent::StateStore restarted(dir.path, log);
+  auto persisted = restarted.load();
+  REQUIRE(persisted);
+  CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", stopped}, {"web-3", running}});
+
+  // A crash in the middle of an append leaves a torn last line: the lines before it count.
+  { std::ofstream(store.journalPath(), std::ios::app) << "{\"id\":\"web-1\",\"rec"; }
+  agent::StateStore afterCrash(dir.path, log);
+  persisted = afterCrash.load();
+  REQUIRE(persisted);
+  CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", stopped}, {"web-3", running}});
+
+  // A full save folds the journal into the snapshot and starts a new one.
+  REQUIRE(afterCrash.save({{sample(), "e"}, persisted->tasks, "i-7"}));
+  CHECK_FALSE(fs::exists(afterCrash.journalPath()));
+  CHECK(afterCrash.journalBytes() == 0);
+}
+
+TEST_CASE("state store: a journal older than the snapshot is not replayed over it") {
+  TempDir dir;
+  std::ostringstream logs;
+  agent::Logger log(logs);
+  agent::StateStore store(dir.path, log);
+  const agent::TaskRecord running{"RUNNING", "", {}};
+  const agent::TaskRecord stopped{"STOPPED", "old", {}};
+  REQUIRE(store.save({{sample(), "e"}, {{"web-1", running}}, "i-7"}));
+  REQUIRE(store.appendRecords({{"web-1", stopped}}));
+  const fs::path stale = dir.path / "journal.before";
+  fs::copy_file(store.journalPath(), stale);
+  REQUIRE(store.save({{sample(), "e"}, {{"web-1", running}}, "i-7"}));  // web-1 runs again
+  // A crash after the snapshot's rename and before the old journal went: it is still there.
+  fs::copy_file(stale, store.journalPath());
+  agent::StateStore restarted(dir.path, log);
+  auto persisted = restarted.load();
+  REQUIRE(persisted);
+  CHECK(persisted->tasks.at("web-1") == running);
+  CHECK_FALSE(fs::exists(restarted.journalPath()));  // dropped, not appended to
+}
+
+TEST_CASE("task records: only the tasks whose record changed are returned, removals as nullopt") {
+  std::map<std::string, agent::TaskRecord> saved{{"a", {"RUNNING", "", {}}}, {"b", {"RUNNING", "", {}}}, {"gone", {"RUNNING", "", {}}}};
+  std::vector<agent::TaskStatus> plan(3);
+  plan[0].id = "b";
+  plan[0].status = agent::Status::Stopped;
+  plan[0].stoppedReason = "Essential container in task exited";
+  plan[0].containers = {{"main", "id", "exited", 3}};
+  plan[1].id = "a";
+  plan[1].status = agent::Status::Running;
+  plan[2].id = "new";
+  plan[2].status = agent::Status::Pending;
+  const auto changes = agent::applyTaskRecords(saved, plan);
+  REQUIRE(changes.size() == 3);
+  CHECK(changes.at("b") == agent::TaskRecord{"STOPPED", "Essential container in task exited", {{"main", 3}}});
+  CHECK(changes.at("new") == agent::TaskRecord{"PENDING", "", {}});
+  CHECK_FALSE(changes.at("gone").has_value());
+  CHECK(saved == agent::taskRecordsOf(plan));  // `saved` now says what the plan says
+  CHECK(agent::applyTaskRecords(saved, plan).empty());
+}
