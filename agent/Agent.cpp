@@ -211,7 +211,7 @@ std::unique_ptr<DesiredStateSource> Agent::makeSource() {
 
 void Agent::persistState() {
   if (!store_) return;
-  store_->save({{desired_, desiredEtag_}, taskRecords_, config_.instance.id});
+  store_->save(*desired_, taskRecords_, config_.instance.id);
   unsavedRecords_.clear();  // in the snapshot now
   recordsChangedAt_.reset();
 }
@@ -358,9 +358,8 @@ asio::awaitable<int> Agent::run() {
       saved = std::move(persisted->desired);
     }
   }
-  source_->start([this](const VersionedDesiredState& versioned) {
-    desired_ = versioned.state;
-    desiredEtag_ = versioned.etag;
+  source_->start([this](DesiredStateSource::Shared versioned) {
+    desired_ = std::move(versioned);
     haveDesired_ = true;
     persistState();
     wake();
@@ -504,7 +503,7 @@ void Agent::releaseFreedMemory(TimePoint now) {
 
 void Agent::tick() {
   const ObservedState observed = executor_.observed();
-  Inputs in{desired_, observed};
+  Inputs in{desired_->state, observed};
   in.capacity = capacity();
   in.phase = phase_;
   in.drainRequested = drainRequested_;
@@ -545,7 +544,7 @@ void Agent::tick() {
   notifyServiceManager(plan);
   // Rendering the report and the records costs milliseconds at 1,000 tasks, comparing the
   // plan with the last one microseconds: most events change neither (issue 15).
-  const bool reportChanged = !lastReport_.generation || *lastReport_.generation != desired_.generation || !sameStatusReport(plan, lastPlan_);
+  const bool reportChanged = !lastReport_.generation || *lastReport_.generation != desired_->state.generation || !sameStatusReport(plan, lastPlan_);
   if (haveDesired_ && (reportChanged || !lastReport_.recordsChecked)) {
     for (auto& [id, record] : applyTaskRecords(taskRecords_, plan.tasks)) unsavedRecords_[id] = std::move(record);
     if (!unsavedRecords_.empty() && !recordsChangedAt_) recordsChangedAt_ = steady_clock::now();
@@ -554,7 +553,7 @@ void Agent::tick() {
   if (reportChanged) {
     // Rendered when the source sends it (at most once per report interval), from the
     // newest plan then: not once per event.
-    lastReport_.generation = desired_.generation;
+    lastReport_.generation = desired_->state.generation;
     source_->publish([this] { return statusReportDocument(lastPlan_, *lastReport_.generation); });
   }
   metrics_.controlEndpointErrors = source_->errors();
@@ -684,7 +683,7 @@ void Agent::logChanges(const Plan& plan) {
 
 int Agent::printDryRun() {
   const ObservedState observed = executor_.observed();  // Inputs holds a reference: keep it alive
-  Inputs in{desired_, observed};
+  Inputs in{desired_->state, observed};
   in.capacity = capacity();
   in.phase = Phase::Starting;
   in.bootAt = bootAt_;

@@ -89,8 +89,7 @@ class Agent final : public ApiBackend {
   TaskCgroups cgroups_;
   Executor executor_;
   std::unique_ptr<DesiredStateSource> source_;
-  config::DesiredState desired_;
-  std::string desiredEtag_;
+  DesiredStateSource::Shared desired_ = std::make_shared<const VersionedDesiredState>();  // with its ETag
   bool haveDesired_ = false;
   std::optional<StateStore> store_;
   std::map<std::string, TaskRecord> taskRecords_;  // as the last plan says

@@ -284,11 +284,11 @@ bool writeFileAtomically(const fs::path& target, const std::string& text) {
   return ok;
 }
 
-bool StateStore::save(const PersistedState& saved) {
-  const config::DesiredState& state = saved.desired.state;
+bool StateStore::save(const VersionedDesiredState& desired, const std::map<std::string, TaskRecord>& tasks, const std::string& instanceId) {
+  const config::DesiredState& state = desired.state;
   json doc = {{"format", kFormat},
-              {"etag", saved.desired.etag},
-              {"instanceId", saved.instanceId},
+              {"etag", desired.etag},
+              {"instanceId", instanceId},
               {"generation", state.generation},
               {"instanceStatus", config::toString(state.instanceStatus)}};
   doc["daemons"] = json::array();
@@ -301,7 +301,7 @@ bool StateStore::save(const PersistedState& saved) {
     doc["tasks"].push_back(std::move(entry));
   }
   doc["taskRecords"] = json::object();
-  for (const auto& [id, r] : saved.tasks) doc["taskRecords"][id] = recordJson(r);
+  for (const auto& [id, r] : tasks) doc["taskRecords"][id] = recordJson(r);
   const std::uint64_t epoch = epoch_ + 1;
   doc["journalEpoch"] = epoch;
   const std::string text = jsonText(doc, 1) + "\n";

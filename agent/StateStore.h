@@ -62,7 +62,8 @@ class StateStore {
   // The snapshot with the journal's records applied.
   std::optional<PersistedState> load();
   // A full snapshot; the journal starts again empty.
-  bool save(const PersistedState& state);
+  bool save(const PersistedState& state) { return save(state.desired, state.tasks, state.instanceId); }
+  bool save(const VersionedDesiredState& desired, const std::map<std::string, TaskRecord>& tasks, const std::string& instanceId);
   // Appends changed records to the journal (after a save: a load() or save() comes first).
   bool appendRecords(const TaskRecordChanges& changes);
   std::uintmax_t journalBytes() const { return journalBytes_; }

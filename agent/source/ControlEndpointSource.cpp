@@ -127,7 +127,7 @@ void ControlEndpointSource::start(Handler onChange, std::optional<VersionedDesir
     generation_ = lastGood->state.generation;
     log_.info("control endpoint: running the persisted desired state (generation {}, {} daemon(s), {} task(s)) until {} answers",
               generation_, lastGood->state.daemons.size(), lastGood->state.tasks.size(), settings_.baseUrl);
-    asio::post(executor_, [this, weak = std::weak_ptr<char>(alive_), state = std::move(*lastGood)] {
+    asio::post(executor_, [this, weak = std::weak_ptr<char>(alive_), state = std::make_shared<const VersionedDesiredState>(std::move(*lastGood))] {
       if (weak.lock()) onChange_(state);
     });
   } else {
@@ -238,7 +238,7 @@ void ControlEndpointSource::onDesired(const HttpResponse& r, const std::string& 
       log_.info("control endpoint: desired state generation {} ({} daemon(s), {} task(s), {}, etag {})", generation_,
                 parsed.value->daemons.size(), parsed.value->tasks.size(), config::toString(parsed.value->instanceStatus),
                 etag.empty() ? "none" : etag);
-      onChange_({std::move(*parsed.value), etag});
+      onChange_(std::make_shared<const VersionedDesiredState>(VersionedDesiredState{std::move(*parsed.value), etag}));
       pollAgain();
       return;
     }

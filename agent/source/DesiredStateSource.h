@@ -3,6 +3,7 @@
 // endpoint. A source calls its handler on the agent's executor whenever it has a new,
 // valid desired state; input that fails validation never reaches the handler (P6).
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,7 +23,10 @@ struct VersionedDesiredState {
 
 class DesiredStateSource {
  public:
-  using Handler = std::function<void(const VersionedDesiredState&)>;
+  // Shared, not copied: the source keeps the state it last gave (to fall back on per file)
+  // and the agent runs it; at 1,000 tasks each copy is megabytes (issue 15).
+  using Shared = std::shared_ptr<const VersionedDesiredState>;
+  using Handler = std::function<void(Shared)>;
   virtual ~DesiredStateSource() = default;
 
   // `lastGood` is the state saved by a previous run (stateDir/state.json).

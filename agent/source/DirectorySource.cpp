@@ -20,7 +20,7 @@ DirectorySource::~DirectorySource() {
 void DirectorySource::start(Handler onChange, std::optional<VersionedDesiredState> lastGood) {
   onChange_ = std::move(onChange);
   if (lastGood) {
-    state_ = std::move(lastGood->state);
+    state_ = std::make_shared<const VersionedDesiredState>(VersionedDesiredState{std::move(lastGood->state), {}});
     loaded_ = true;  // the saved state is the last good one
     lastFingerprint_.clear();
   }
@@ -76,7 +76,7 @@ std::string DirectorySource::fingerprint(const config::DesiredState& state) {
 
 void DirectorySource::reload() {
   watchDirectories();
-  auto load = config::loadDefinitionDirectory(path_, loaded_ ? &state_ : nullptr);
+  auto load = config::loadDefinitionDirectory(path_, loaded_ ? &state_->state : nullptr);
   if (load.problems.empty() && !problems_.empty()) log_.info("definitions {}: readable again", path_);
   problems_ = load.problems;
   std::string diagnostics;
@@ -90,12 +90,13 @@ void DirectorySource::reload() {
   }
   const std::string print = fingerprint(load.state);
   if (loaded_ && print == lastFingerprint_) return;
-  load.state.generation = state_.generation + 1;
-  state_ = std::move(load.state);
+  load.state.generation = state_->state.generation + 1;
+  state_ = std::make_shared<const VersionedDesiredState>(VersionedDesiredState{std::move(load.state), {}});
   lastFingerprint_ = print;
   loaded_ = true;
-  log_.info("definitions {}: {} daemon(s), {} task(s) (generation {})", path_, state_.daemons.size(), state_.tasks.size(), state_.generation);
-  if (onChange_) onChange_({state_, {}});
+  const config::DesiredState& state = state_->state;
+  log_.info("definitions {}: {} daemon(s), {} task(s) (generation {})", path_, state.daemons.size(), state.tasks.size(), state.generation);
+  if (onChange_) onChange_(state_);
 }
 
 }  // namespace daemonlet::agent

@@ -41,7 +41,7 @@ class DirectorySource final : public DesiredStateSource {
   asio::steady_timer pollTimer_;
   asio::steady_timer settleTimer_;
   std::vector<char> buffer_;
-  config::DesiredState state_;
+  Shared state_ = std::make_shared<const VersionedDesiredState>();  // the last given
   bool loaded_ = false;
   std::string lastFingerprint_;
   std::string lastDiagnostics_;

@@ -43,7 +43,7 @@ struct Client {
     source = std::make_unique<ControlEndpointSource>(io.get_executor(), std::move(settings), std::move(registration), log);
   }
   void start(std::optional<VersionedDesiredState> lastGood = std::nullopt) {
-    source->start([this](const VersionedDesiredState& s) { delivered.push_back(s); }, std::move(lastGood));
+    source->start([this](agent::DesiredStateSource::Shared s) { delivered.push_back(*s); }, std::move(lastGood));
   }
   std::int64_t generation() const { return delivered.empty() ? -1 : delivered.back().state.generation; }
   bool waitForGeneration(std::int64_t g, std::chrono::milliseconds limit = 10s) {

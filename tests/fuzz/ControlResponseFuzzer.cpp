@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ControlEndpointSource source(io.get_executor(), settings, {"cp", {{"zone", "a"}}, "0.1.0", {4096, 8192}}, log,
                                [&](HttpRequest, std::function<void(HttpResponse)> done) { waiting.push_back(std::move(done)); });
   int changes = 0;
-  source.start([&](VersionedDesiredState) { ++changes; }, std::nullopt);
+  source.start([&](auto) { ++changes; }, std::nullopt);
   source.publish([] { return nlohmann::json{{"phase", "ACTIVE"}}; });
   for (int answers = 0; answers < 64 && in.remaining_bytes() > 0; ++answers) {
     io.poll();
