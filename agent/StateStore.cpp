@@ -180,13 +180,18 @@ void StateStore::replayJournal(PersistedState& state, std::uint64_t epoch) {
     return;
   }
   std::size_t applied = 0;
+  std::uintmax_t whole = line.size() + 1;  // bytes up to the end of the last good line
   while (std::getline(in, line)) {
     const json entry = json::parse(line, nullptr, false);
-    if (entry.is_discarded() || !entry.is_object() || !entry.value("id", json()).is_string()) {
+    if (in.eof() || entry.is_discarded() || !entry.is_object() || !entry.value("id", json()).is_string()) {
       // A torn last line is an append a crash cut short; anything after it is not trusted.
+      // Cut back to the last whole line, or the next append would be glued onto it.
       if (in.peek() != std::char_traits<char>::eof()) log_.warn("{}: line {} is not a record; the lines after it are ignored", journalPath().string(), applied + 2);
+      in.close();
+      fs::resize_file(journalPath(), whole, ec);
       break;
     }
+    whole += line.size() + 1;
     const std::string id = entry["id"].get<std::string>();
     if (entry.value("record", json()).is_null()) state.tasks.erase(id);
     else if (auto record = readRecord(entry["record"])) state.tasks[id] = std::move(*record);

@@ -154,6 +154,11 @@ TEST_CASE("state store: changed task records go to a journal, one line each, and
   persisted = afterCrash.load();
   REQUIRE(persisted);
   CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", stopped}, {"web-3", running}});
+  // What is appended after the crash is not glued onto the torn line and lost.
+  REQUIRE(afterCrash.appendRecords({{"web-3", stopped}}));
+  persisted = agent::StateStore(dir.path, log).load();
+  REQUIRE(persisted);
+  CHECK(persisted->tasks == std::map<std::string, agent::TaskRecord>{{"web-1", stopped}, {"web-3", stopped}});
 
   // A full save folds the journal into the snapshot and starts a new one.
   REQUIRE(afterCrash.save({{sample(), "e"}, persisted->tasks, "i-7"}));
