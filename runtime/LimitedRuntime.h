@@ -32,6 +32,7 @@ class LimitedRuntime final : public Runtime {
   asio::awaitable<Result<std::vector<std::string>>> logDrivers() override;
   void watch(LabelSelector selector, EventHandlers handlers) override { inner_->watch(std::move(selector), std::move(handlers)); }
   void stopWatching() override { inner_->stopWatching(); }
+  void close() override { inner_->close(); }
 
  private:
   template <class Call>

@@ -59,6 +59,11 @@ class Runtime {
   // Starts watching until stopWatching() or destruction; reconnects with backoff.
   virtual void watch(LabelSelector selector, EventHandlers handlers) = 0;
   virtual void stopWatching() = 0;
+  // For the way out, once the caller's loop has stopped for good: every call still under
+  // way on a thread of the runtime's own has handed its result to the loop, and the watch
+  // has ended, so that discarding the loop's pending work then ends each call's coroutine
+  // while everything it refers to is still alive. No call is made after it.
+  virtual void close() {}
 };
 
 using RuntimePtr = std::unique_ptr<Runtime>;

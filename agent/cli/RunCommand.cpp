@@ -129,7 +129,10 @@ int runAgent(const RunOptions& options) {
       agent.internalError("an event handler", describeException(std::current_exception()));
     }
   }
-  io.discardPendingWork();  // while the agent, which their guards refer to, is still alive
+  // The runtime's threads hand back what they still hold first; then the loop's pending
+  // work goes while the agent and the runtime, which it refers to, are still alive.
+  runtime->close();
+  io.discardPendingWork();
   return exitCode;
 }
 

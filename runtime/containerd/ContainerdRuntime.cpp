@@ -948,4 +948,6 @@ void ContainerdRuntime::watch(LabelSelector selector, EventHandlers handlers) {
 
 void ContainerdRuntime::stopWatching() { impl_->endWatch(); }
 
+void ContainerdRuntime::close() { impl_->shutdown(); }
+
 }  // namespace daemonlet::runtime

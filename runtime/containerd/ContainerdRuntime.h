@@ -65,6 +65,9 @@ class ContainerdRuntime final : public Runtime {
   asio::awaitable<Result<std::vector<std::string>>> logDrivers() override;
   void watch(LabelSelector selector, EventHandlers handlers) override;
   void stopWatching() override;
+  // Joins the worker threads: a call still waiting on containerd there hands its result to
+  // the loop first (each has its deadline, runtime.callDeadline).
+  void close() override;
 
   // Where a container's stdout and stderr go.
   std::string logPath(const std::string& id) const;

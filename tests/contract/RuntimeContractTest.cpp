@@ -148,6 +148,35 @@ TEST_CASE("contract: stop sends SIGTERM, then SIGKILL after the timeout") {
   CHECK(took >= 1s);             // it was given its grace period
 }
 
+// The agent's way out (agent/cli/RunCommand.cpp): the loop stops, the runtime is closed, and
+// the loop's pending work is discarded while the agent is alive. A call that had not
+// answered yet must end in that discard, not later inside the loop's destructor, when its
+// coroutine's locals would refer to an agent (and a call limiter) already gone: on
+// containerd, whose calls wait on worker threads, ASan found exactly that.
+TEST_CASE("contract: a call under way when the loop stops ends once close() has run and the loop's work is discarded") {
+  Engine e;
+  const std::string id = e.run(e.spec("stubborn", {"sh", "-c", "trap '' TERM; while true; do sleep 1; done"}));
+  struct DiscardableLoop : asio::io_context {
+    using asio::io_context::shutdown;
+  };
+  struct Witness {
+    bool& ended;
+    ~Witness() { ended = true; }
+  };
+  bool ended = false;
+  DiscardableLoop io;
+  RuntimePtr rt = test::makeRuntimeUnderTest(io.get_executor(), test::runtimeUnderTestEndpoint());
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    Witness witness{ended};
+    co_await rt->stop(id, 2s);  // SIGTERM is ignored: the engine answers after 2 s
+  }, asio::detached);
+  io.run_for(300ms);
+  REQUIRE_FALSE(ended);  // still waiting for the engine
+  rt->close();
+  io.shutdown();
+  CHECK(ended);
+}
+
 TEST_CASE("contract: kill delivers a signal") {
   Engine e;
   const std::string id = e.run(e.spec("killme", {"sh", "-c", "trap 'exit 42' USR1; while true; do sleep 1 & wait; done"}));
