@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -43,9 +44,16 @@ std::string socketPathOf(const std::string& endpoint) {
   return endpoint.rfind(scheme, 0) == 0 ? endpoint.substr(scheme.size()) : endpoint;
 }
 
-Clock::time_point timeOf(const google::protobuf::Timestamp& t) {
+// containerd sends Go's zero time (year 1) for what has not happened, e.g. the exit time of
+// a task killed before it started. Nanoseconds since 1970 cannot hold it (UBSan: a signed
+// overflow), nor anything outside about 1678-2262: those come back as not known.
+std::optional<Clock::time_point> knownTimeOf(const google::protobuf::Timestamp& t) {
+  constexpr std::int64_t kYear2200 = 7258118400;
+  if (t.seconds() < 0 || t.seconds() > kYear2200) return std::nullopt;
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
+
+Clock::time_point timeOf(const google::protobuf::Timestamp& t) { return knownTimeOf(t).value_or(Clock::time_point{}); }
 
 bool matches(const Labels& labels, const LabelSelector& selector) {
   for (const auto& [k, v] : selector) {
@@ -173,7 +181,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
     const auto& labels = container.labels();
     info.labels = userLabels(labels);
     info.image = labels.count(kImageRef) ? labels.at(kImageRef) : container.image();
-    info.createdAt = timeOf(container.created_at());
+    info.createdAt = knownTimeOf(container.created_at());
     const json spec = json::parse(container.spec().value(), nullptr, false);
     if (spec.is_object()) {
       const auto limits = limitsOf(spec);
@@ -202,7 +210,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
       case pb::task::STOPPED:
         info.state = ContainerState::Exited;
         info.exitCode = static_cast<int>(p.exit_status());
-        info.finishedAt = timeOf(p.exited_at());
+        info.finishedAt = knownTimeOf(p.exited_at());
         info.oomKilled = spec.is_object() && oomKilledIn(spec.value("/linux/cgroupsPath"_json_pointer, std::string()));
         break;
       default: info.state = ContainerState::Unknown;
@@ -672,7 +680,7 @@ class ContainerdRuntime::Impl : public std::enable_shared_from_this<Impl> {
       ev.kind = RuntimeEvent::Kind::Exit;
       ev.containerId = e.container_id();
       ev.exitCode = static_cast<int>(e.exit_status());
-      ev.time = timeOf(e.exited_at());
+      if (auto exited = knownTimeOf(e.exited_at())) ev.time = *exited;
     } else if (topic == "/tasks/oom") {
       ::containerd::events::TaskOOM e;
       if (!e.ParseFromString(payload)) co_return;
