@@ -5,6 +5,8 @@
 // and containerd sends no TaskOOM, though the kernel killed the container at its limit.
 // A host booted by systemd mounts every hierarchy; one that a nested systemd or a script
 // mounted in another namespace does not, so the agent says so when it starts.
+// packaging/dev-setup.sh (cgroup_hierarchies_to_mount) applies the same rule in bash before
+// the engines start, and there also mounts controllers that no hierarchy holds yet.
 #include <string>
 #include <string_view>
 #include <vector>

@@ -13,16 +13,17 @@
 # anything else gives a directory (--format=tar says it twice).
 # containerd is there for the package's dependency (docker.io | containerd); it is masked,
 # since the boxes use the machine's dockerd. The gRPC libraries are the containerd
-# adapter's: the agent built on the host runs in the box.
-systemd_image=daemonlet-test/systemd:bookworm-v4
+# adapter's: the agent built on the host runs in the box. libatomic1 is what the ASan+UBSan
+# build of the containerd module needs (the test command's tree is that build).
+systemd_image=daemonlet-test/systemd:bookworm-v5
 systemd_cache=/var/cache/daemonlet-test
 mm_args=(--variant=apt --format=tar
-  --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,libgrpc++1.51,libgrpc29,libprotobuf32,libabsl20220623,ca-certificates,curl,containerd
+  --include=systemd,systemd-sysv,dbus,libyaml-cpp0.7,libfmt9,libcurl4,libssl3,libsystemd0,libgrpc++1.51,libgrpc29,libprotobuf32,libabsl20220623,libatomic1,ca-certificates,curl,containerd
   '--customize-hook=chroot "$1" systemctl mask containerd.service'
   bookworm)
-systemd_recipe="systemd rootfs v4: mmdebstrap ${mm_args[*]}"
+systemd_recipe="systemd rootfs v5: mmdebstrap ${mm_args[*]}"
 systemd_hash=$(cache_hash "$systemd_recipe")
-systemd_rootfs=$systemd_cache/rootfs-v4.tar
+systemd_rootfs=$systemd_cache/rootfs-v5.tar
 rootfs_has=('lib/systemd/systemd|usr/lib/systemd/systemd' 'bin/systemctl|usr/bin/systemctl' usr/bin/busctl
   usr/bin/systemd-analyze usr/bin/systemd-inhibit 'bin/systemd-tmpfiles|usr/bin/systemd-tmpfiles'
   usr/bin/dbus-daemon usr/bin/curl usr/bin/ldd etc/ssl/certs/ca-certificates.crt usr/bin/containerd
@@ -39,7 +40,7 @@ _untrusted() {  # _untrusted WHAT VERB
 
 # systemd_image_ready: the image exists and verifies, built from the rootfs as needed.
 systemd_image_ready() {
-  local t0 partial=$systemd_cache/rootfs-v4.partial.tar
+  local t0 partial=$systemd_cache/rootfs-v5.partial.tar
   t0=$(date +%s)
   mkdir -p "$systemd_cache"
   cache_lock "$systemd_cache/.lock" || return 1
