@@ -229,7 +229,7 @@ case "$mode" in
     # Every suite runs on an ASan+UBSan tree, so each unit, contract, e2e, systemd and chaos
     # test is a sanitizer run too. -O0 -g1 because it compiles in about 1.2x a release
     # build's time, where -O1 takes 3x (docs/reliability.md). The ThreadSanitizer tree of
-    # the one suite with a second thread (the HTTP worker's) is built by its own test,
+    # the HTTP worker thread's suite (control_endpoint_tests) is built by its own test,
     # niced, beside the engine tests; so is the fuzz tree of the 30 s fuzz smoke.
     tree=$build/asan
     build "$tree" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DDAEMONLET_SANITIZE=ON \

@@ -46,7 +46,8 @@ std::string socketPathOf(const std::string& endpoint) {
 
 // containerd sends Go's zero time (year 1) for what has not happened, e.g. the exit time of
 // a task killed before it started. Nanoseconds since 1970 cannot hold it (UBSan: a signed
-// overflow), nor anything outside about 1678-2262: those come back as not known.
+// overflow; they span about 1678-2262): a time before 1970 or after 2200, which no
+// container has, comes back as not known, as Docker's parser does.
 std::optional<Clock::time_point> knownTimeOf(const google::protobuf::Timestamp& t) {
   constexpr std::int64_t kYear2200 = 7258118400;
   if (t.seconds() < 0 || t.seconds() > kYear2200) return std::nullopt;

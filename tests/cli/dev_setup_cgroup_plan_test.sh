@@ -22,10 +22,14 @@ host() {
 }
 # expect NAME WANT WHY: the plan for host NAME is WANT (lines joined by spaces).
 expect() {
-  local got
-  got=$(DEVSETUP_PROC="$work/$1/proc" DEVSETUP_CGROUPFS="$work/$1/cgroupfs" bash "$setup" cgroup-plan 2>&1 | sort | tr '\n' ' ')
+  local got code
+  got=$(DEVSETUP_PROC="$work/$1/proc" DEVSETUP_CGROUPFS="$work/$1/cgroupfs" bash "$setup" cgroup-plan 2>&1)
+  code=$?
+  got=$(sort <<<"$got" | tr '\n' ' ')
   got=${got% }
-  if [ "$got" = "$2" ]; then echo "ok: $3: plan '${got}'"; else echo "FAIL: $3: plan '$got', want '$2'"; fails=$((fails + 1)); fi
+  # A plan that failed is no plan, even where nothing was to be mounted.
+  if [ "$code" != 0 ]; then echo "FAIL: $3: cgroup-plan exited $code: $got"; fails=$((fails + 1))
+  elif [ "$got" = "$2" ]; then echo "ok: $3: plan '${got}'"; else echo "FAIL: $3: plan '$got', want '$2'"; fails=$((fails + 1)); fi
 }
 
 mount_line() { echo "$1 31 0:$1 / /sys/fs/cgroup/$2 rw,relatime - cgroup cgroup rw,$3"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a ThreadSanitizer tree of control_endpoint_tests, the one suite whose code runs a
-# second thread (the libcurl HttpWorker, against a real HTTP server), then runs it. The
+# Builds a ThreadSanitizer tree of control_endpoint_tests, the suite of the agent's HTTP
+# worker thread (libcurl's HttpWorker, against a real HTTP server), then runs it. The
 # build is niced so that it takes only what the engine tests leave idle, and only the
 # targets that suite links are built. -O1: TSan at -O0 is too slow to run the suite.
 #   tsan_suite.sh SOURCE_DIR TREE
