@@ -7,15 +7,17 @@
 #   dev-setup.sh cgroup-plan  print the cgroup v1 hierarchies setup would mount, and do
 #                       nothing (reads DEVSETUP_PROC, default /proc, and DEVSETUP_CGROUPFS,
 #                       default /sys/fs/cgroup; needs no root)
+#   dev-setup.sh sanitizer-findings DIR  print the sanitizer reports in DIR, where the test
+#                       job has every ASan/UBSan report written; fails if there is one
 # Idempotent: safe to run again; what is already there and checks out is left alone (the
 # test image is verified on each run and rebuilt if it is not what it should be). Needs root.
 set -euo pipefail
 
 mode=${1:-}
-case "$mode" in run|test|setup|cgroup-plan) ;; *)
-  echo "usage: $0 run|test|setup|cgroup-plan" >&2; exit 2 ;;
+case "$mode" in run|test|setup|cgroup-plan|sanitizer-findings) ;; *)
+  echo "usage: $0 run|test|setup|cgroup-plan|sanitizer-findings DIR" >&2; exit 2 ;;
 esac
-if [ "$mode" != cgroup-plan ] && [ "$(id -u)" != 0 ]; then
+if [ "$mode" != cgroup-plan ] && [ "$mode" != sanitizer-findings ] && [ "$(id -u)" != 0 ]; then
   echo "$0: must run as root (installs packages, starts dockerd/containerd)" >&2
   exit 2
 fi
@@ -217,7 +219,22 @@ build() {  # build DIR [CMAKE-ARGS...]: configure and build every target of DIR
   say "built $dir/agent/daemonlet"
 }
 
+# report_sanitizer_findings DIR: prints the head of each report in DIR; fails if there is one.
+report_sanitizer_findings() {
+  local dir=$1 f n
+  n=$(find "$dir" -type f | wc -l)
+  [ "$n" = 0 ] && { say "sanitizer reports: none"; return 0; }
+  echo "=== sanitizer reports: $n (full text in $dir) ==="
+  for f in "$dir"/*; do
+    echo "--- $(basename "$f")"
+    head -40 "$f"
+  done
+  echo "FAIL: $n sanitizer report(s) above: the run fails, whatever ctest says below"
+  return 1
+}
+
 if [ "$mode" = cgroup-plan ]; then cgroup_hierarchies_to_mount; exit 0; fi
+if [ "$mode" = sanitizer-findings ]; then report_sanitizer_findings "${2:?usage: $0 sanitizer-findings DIR}"; exit; fi
 mkdir -p "$logs"
 install_packages
 mount_cgroup_hierarchies
@@ -234,7 +251,14 @@ case "$mode" in
     tree=$build/asan
     build "$tree" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DDAEMONLET_SANITIZE=ON \
       -DDAEMONLET_FUZZ_BUILD="$build/fuzz" -DDAEMONLET_TSAN_BUILD="$build/tsan"
-    export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+    # Every sanitizer report of the run goes to a file named after its program and pid, not
+    # to stderr: tests that keep only part of a log, drop an exit code, or kill their agent
+    # would lose it there. The run fails on any report, whatever the tests said.
+    reports=$tree/sanitizer-reports
+    rm -rf "$reports" && mkdir -p "$reports"
+    export DAEMONLET_SANITIZER_REPORTS=$reports
+    export ASAN_OPTIONS=detect_leaks=1:log_path=$reports/report:log_exe_name=1
+    export UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/report:log_exe_name=1
     cd "$tree"
     # ctest's own output streams as it runs; the digest after it names each failed check
     # even where a log is kept only in part, and ends with ctest's summary again.
@@ -243,6 +267,7 @@ case "$mode" in
     # other slots keep both cores busy with the unit suites, the TSan tree and the fuzz smoke.
     ctest --output-on-failure --timeout 900 -j3 2>&1 | tee "$logs/ctest.log"
     code=${PIPESTATUS[0]}
+    report_sanitizer_findings "$reports" || code=1
     awk -f "$top/tests/ctest_failure_digest.awk" "$logs/ctest.log"
     exit "$code"
     ;;

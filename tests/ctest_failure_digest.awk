@@ -1,5 +1,6 @@
 # Reads ctest's output (run with --output-on-failure) and prints, for each test that failed
-# or timed out, its first FAIL lines; then ctest's summary again, so that a log cut to its
+# or timed out, its first FAIL lines and its last lines (where a crash or a sanitizer's exit
+# shows); then ctest's summary again, so that a log cut to its
 # head and tail (as CI records keep it) still says which check failed, and still ends with
 # the summary line.
 /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
@@ -16,6 +17,9 @@
 /^ *Start +[0-9]+: / { current = ""; next }
 /^[0-9]+% tests passed/ { summary = 1; current = "" }
 summary { tail = tail $0 "\n"; next }
+current != "" && $0 != "" {
+  last[current, ++seen[current] % 8] = substr($0, 1, 300)
+}
 current != "" && /FAIL|FAILED|failed:|Error|error:/ && lines[current] < 12 {
   lines[current]++
   digest[current] = digest[current] "    " substr($0, 1, 300) "\n"
@@ -23,11 +27,14 @@ current != "" && /FAIL|FAILED|failed:|Error|error:/ && lines[current] < 12 {
 END {
   if (failed == 0) exit
   print ""
-  print "=== failure digest: the first FAIL lines of each failed test ==="
+  print "=== failure digest: the first FAIL lines and the last lines of each failed test ==="
   for (i = 1; i <= failed; i++) {
     t = order[i]
     print "--- " t " (" status[t] ")"
-    printf "%s", (digest[t] == "" ? "    (no FAIL line in its output; see the full log above)\n" : digest[t])
+    printf "%s", (digest[t] == "" ? "    (no FAIL line in its output)\n" : digest[t])
+    n = seen[t] < 8 ? seen[t] : 8
+    if (n > 0) print "  its last " n " line(s):"
+    for (k = seen[t] - n + 1; k <= seen[t]; k++) print "    " last[t, k % 8]
   }
   print ""
   printf "%s", tail

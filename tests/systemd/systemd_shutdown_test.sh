@@ -114,6 +114,7 @@ done
 grep -q "system shutdown: draining application tasks" "$work/logs/agent.log" || bad "the agent never saw PrepareForShutdown"
 grep -q "releasing the hold" "$work/logs/agent.log" || bad "the agent did not release the hold after draining"
 say "poweroff waited: apps drained (last at $last_app), then daemons stopped, then the machine went down ($box_end)"
+sanitizer_report_in "the agent's log (restart and poweroff)" <"$work/logs/agent.log"
 
 if [ "$fail" != 0 ]; then echo "--- agent log"; tail -60 "$work/logs/agent.log"; fi
 [ "$fail" = 0 ] && echo "systemd: all checks passed"
