@@ -222,7 +222,7 @@ TEST_CASE("executor on the engine: an image removed behind its back is fetched a
   sh("docker rmi -f " + image + " >/dev/null 2>&1");
 }
 
-TEST_CASE("executor on the engine: secrets reach the environment from secrets.directory; a missing one creates nothing") {
+TEST_CASE("executor on the engine: secrets reach the environment from secrets.directory, a missing one creates nothing") {
   Fixture f;
   test::TempDir secrets;
   const std::string canary = fmt::format("canary-{}-x7Qp", ::getpid());
@@ -257,7 +257,7 @@ TEST_CASE("executor on the engine: secrets reach the environment from secrets.di
   }
 }
 
-TEST_CASE("executor on the engine: task-scoped volumes are made with their driver options and go with the task; shared ones stay") {
+TEST_CASE("executor on the engine: task-scoped volumes are made with their driver options and go with the task, shared ones stay") {
   Fixture f;
   const std::string shared = fmt::format("dltest-shared-{}", ::getpid());
   auto def = definition(fmt::format(R"({{"family":"vols","volumes":[

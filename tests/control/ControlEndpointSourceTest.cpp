@@ -127,7 +127,7 @@ TEST_CASE("control: a 304 after the wait keeps the state and polls again with th
   CHECK(client.source->errors() == 0);
 }
 
-TEST_CASE("control: a desired state that fails validation is rejected whole, naming the field; the last good one stays") {
+TEST_CASE("control: a desired state that fails validation is rejected whole, naming the field, the last good one stays") {
   Connected t;
   auto& server = t.server;
   auto& client = t.client;
@@ -145,7 +145,7 @@ TEST_CASE("control: a desired state that fails validation is rejected whole, nam
   CHECK(client.delivered.size() == 2);
 }
 
-TEST_CASE("control: every injected fault is logged, backed off, and recovered from; the last good state stays") {
+TEST_CASE("control: every injected fault is logged, backed off, and recovered from, the last good state stays") {
   // A 2 s poll with 2 s of grace: "slow" (5 s) times out.
   Connected t([](ControlEndpointSource::Settings& s) { s.longPoll = 2s; });
   auto& server = t.server;

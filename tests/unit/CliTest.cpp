@@ -70,7 +70,7 @@ TEST_CASE("validate and drain take their arguments") {
   CHECK(std::get<DrainCommand>(d).timeoutSeconds == 30);
 }
 
-TEST_CASE("drain and undrain go through the API socket; status takes either") {
+TEST_CASE("drain and undrain go through the API socket, status takes either") {
   auto u = parse({"undrain", "--socket", "/tmp/a.sock"});
   REQUIRE(std::holds_alternative<UndrainCommand>(u));
   CHECK(std::get<UndrainCommand>(u).socket == "/tmp/a.sock");

@@ -154,7 +154,7 @@ Action stepOn(Action::Type type, const runtime::ContainerInfo& c) {
 // with nothing enforcing its reservation. (The cgroup "mount" here is a directory in which a
 // file stands where the memory hierarchy should be; the e2e test does it on a read-only
 // cgroupfs under the real dockerd.)
-TEST_CASE("executor: a copy whose task cgroup cannot be made is not created; its task stops with the cgroup path and errno") {
+TEST_CASE("executor: a copy whose task cgroup cannot be made is not created, its task stops with the cgroup path and errno") {
   asio::io_context io;
   CountingRuntime runtime;
   std::ostringstream logs;

@@ -156,7 +156,7 @@ TEST_CASE("api: readyz is 503 while the slot gate is closed") {
   CHECK(r.body.find("slot gate closed") != std::string::npos);
 }
 
-TEST_CASE("api (DESIGN 3.7): drain is a POST on the API socket; the TCP listener is read-only") {
+TEST_CASE("api (DESIGN 3.7): drain is a POST on the API socket, the TCP listener is read-only") {
   Server s;
   CHECK(callApi(s.socket, "GET", "/v1/drain").status == 405);
   auto tcp = callApi(s.listen, "POST", "/v1/drain");
@@ -200,7 +200,7 @@ TEST_CASE("api: a second agent does not take over a live API socket") {
   CHECK(callApi(s.socket, "GET", "/healthz").status == 200);
 }
 
-TEST_CASE("api: DELETE /v1/drain undrains; refused while shutting down") {
+TEST_CASE("api: DELETE /v1/drain undrains, refused while shutting down") {
   Server s;
   REQUIRE(callApi(s.socket, "POST", "/v1/drain").status == 202);
   REQUIRE(s.agent.drained);

@@ -73,7 +73,7 @@ TEST_CASE("slot gate: the timeout opens it anyway, loudly") {
   CHECK(count(p, Type::Create, Kind::Task) == 1);
 }
 
-TEST_CASE("slot gate: opens once; a daemon crash later restarts it with backoff, apps keep running") {
+TEST_CASE("slot gate: opens once, a daemon crash later restarts it with backoff, apps keep running") {
   World w;
   w.desired.daemons = {simple("metrics", 1)};
   w.desired.tasks = {{"web-1", simple("web", 1)}};
@@ -197,7 +197,7 @@ TEST_CASE("one copy (P1): extra copies left by a crash are stopped, the newest s
   CHECK(count(p, Type::Create, Kind::Daemon) == 1);
 }
 
-TEST_CASE("reservations (P3): admitted by id while they fit; the rest STOPPED with the reason") {
+TEST_CASE("reservations (P3): admitted by id while they fit, the rest STOPPED with the reason") {
   World w;
   w.capacity = {1024, 1024};
   w.desired.daemons = {simple("metrics", 1, 512, false, 256)};
@@ -378,7 +378,7 @@ TEST_CASE("dependsOn: a daemon restart runs again the init container it needs, t
   CHECK(w.find(main)->running());
 }
 
-TEST_CASE("drain (P4): applications stop with their stopTimeout; daemons keep running") {
+TEST_CASE("drain (P4): applications stop with their stopTimeout, daemons keep running") {
   World w;
   w.desired.daemons = {simple("metrics", 1)};
   w.desired.tasks = {{"web-1", simple("web", 1, 64, false, 0, R"(,"stopTimeout":12)")}};
@@ -691,7 +691,7 @@ TEST_CASE("backoff counts a copy of several containers once while they are remov
   CHECK(taskStatus(w.step(), "pair")->restarts == 1);
 }
 
-TEST_CASE("a restartPolicy exit while a critical daemon is down waits; the task's other containers keep running") {
+TEST_CASE("a restartPolicy exit while a critical daemon is down waits, the task's other containers keep running") {
   World w;
   w.desired.daemons = {simple("metrics", 1, 64, true)};
   w.desired.tasks = {{"job", def(R"({"family":"job","containerDefinitions":[
@@ -745,7 +745,7 @@ TEST_CASE("agent upgrade (P5): containers labelled with the hash an older daemon
   CHECK(taskStatus(p, "web-1")->status == Status::Running);
 }
 
-TEST_CASE("taskPolicy: a task outside it is STOPPED with the reason and never created; daemons are not checked") {
+TEST_CASE("taskPolicy: a task outside it is STOPPED with the reason and never created, daemons are not checked") {
   World w;
   w.taskPolicy.allowPrivileged = false;
   w.desired.daemons = {simple("metrics", 1, 64, false, 0, R"(,"privileged":true)")};

@@ -8,7 +8,7 @@
 using namespace daemonlet::agent;
 using daemonlet::test::TempDir;
 
-TEST_CASE("secrets: the last : or / part of valueFrom names the file; a Secrets Manager ARN may pick a JSON key") {
+TEST_CASE("secrets: the last : or / part of valueFrom names the file, a Secrets Manager ARN may pick a JSON key") {
   auto ref = [](const char* valueFrom) { return parseSecretReference(valueFrom); };
   // Bare SSM parameter names, as in the corpus (gokabot).
   CHECK(ref("gokabot.TOKEN")->file == "gokabot.TOKEN");
@@ -30,7 +30,7 @@ TEST_CASE("secrets: the last : or / part of valueFrom names the file; a Secrets 
   CHECK_FALSE(ref("/app/"));
 }
 
-TEST_CASE("secrets: values come from files; a missing one is ECS's ResourceInitializationError, without the value") {
+TEST_CASE("secrets: values come from files, a missing one is ECS's ResourceInitializationError, without the value") {
   TempDir dir;
   dir.write("db_password", "s3cr3t-canary-1\n");
   dir.write("db-AbCdEf", R"({"username":"app","password":"s3cr3t-canary-2","port":5432})");

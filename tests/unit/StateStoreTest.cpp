@@ -57,7 +57,7 @@ TEST_CASE("state store: the last good desired state survives a round trip unchan
   CHECK((fs::status(store.path()).permissions() & fs::perms::others_read) == fs::perms::none);
 }
 
-TEST_CASE("state store: a corrupt file is moved aside and reported; the agent starts without it") {
+TEST_CASE("state store: a corrupt file is moved aside and reported, the agent starts without it") {
   TempDir dir;
   std::ostringstream logs;
   agent::Logger log(logs);
@@ -79,7 +79,7 @@ TEST_CASE("state store: a corrupt file is moved aside and reported; the agent st
   }
 }
 
-TEST_CASE("state store: a task record of the wrong shape is dropped; the desired state is kept") {
+TEST_CASE("state store: a task record of the wrong shape is dropped, the desired state is kept") {
   TempDir dir;
   std::ostringstream logs;
   agent::Logger log(logs);

@@ -181,7 +181,7 @@ struct FakeMount {
 };
 }  // namespace
 
-TEST_CASE("task cgroups: limits are written when a copy's group is made; a group holding containers keeps its own") {
+TEST_CASE("task cgroups: limits are written when a copy's group is made, a group holding containers keeps its own") {
   FakeMount m;
   std::ostringstream logs;
   agent::Logger log{logs};
@@ -209,7 +209,7 @@ TEST_CASE("task cgroups: limits are written when a copy's group is made; a group
   CHECK(logs.str().find("in use, keeps 100663296") != std::string::npos);
 }
 
-TEST_CASE("task cgroups: a parent left by containers removed while no agent ran is swept; a named, busy or new one stays") {
+TEST_CASE("task cgroups: a parent left by containers removed while no agent ran is swept, a named, busy or new one stays") {
   using namespace std::chrono_literals;
   const std::vector<agent::FoundParent> found{
       {"/daemonlet/task-gone-0123456789ab", 3600s, false},   // its containers were removed while no agent ran

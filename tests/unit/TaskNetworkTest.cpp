@@ -49,7 +49,7 @@ TEST_CASE("awsvpc: containers share the holder's namespace, and ports are publis
   CHECK(hostPortsOf(bridge).empty());  // the engine picks: nothing to collide
 }
 
-TEST_CASE("awsvpc: the network holder runs before any container of the task is created; the task reports its address") {
+TEST_CASE("awsvpc: the network holder runs before any container of the task is created, the task reports its address") {
   World w = withGateOpen();
   w.desired.tasks.push_back({"t1", pair(18080)});
   Plan p = w.step();

@@ -86,7 +86,7 @@ TEST_CASE("taskPolicy: a locked-down policy names every field it refuses, and th
   CHECK(refusals[5].reason == "capability cap_net_raw is not in taskPolicy.allowedCapabilities [NET_BIND_SERVICE]");
 }
 
-TEST_CASE("taskPolicy: capabilities compare without CAP_ and case; [] allows none") {
+TEST_CASE("taskPolicy: capabilities compare without CAP_ and case, [] allows none") {
   auto def = definition(R"({"family":"f","containerDefinitions":[{"name":"a","image":"i","memory":32,
     "linuxParameters":{"capabilities":{"add":["CAP_NET_ADMIN"],"drop":["ALL"]}}}]})");
   TaskPolicy p;
@@ -110,7 +110,7 @@ TEST_CASE("taskPolicy: paths compare by component, after normalising") {
   CHECK_FALSE(pathBelowAny("/srv/apps/x", {"srv"}));
 }
 
-TEST_CASE("taskPolicy: read from the agent config; lists replace the defaults; bad values name the key") {
+TEST_CASE("taskPolicy: read from the agent config, lists replace the defaults, bad values name the key") {
   AgentConfig c;
   Diagnostics d;
   applyConfigText(c, R"(taskPolicy:
