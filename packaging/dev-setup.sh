@@ -222,12 +222,15 @@ build() {  # build DIR [CMAKE-ARGS...]: configure and build every target of DIR
 # report_sanitizer_findings DIR: prints the head of each report in DIR; fails if there is one.
 report_sanitizer_findings() {
   local dir=$1 f n
+  [ -d "$dir" ] || { echo "FAIL: no sanitizer report directory $dir: reports may be lost"; return 1; }
   n=$(find "$dir" -type f | wc -l)
   [ "$n" = 0 ] && { say "sanitizer reports: none"; return 0; }
   echo "=== sanitizer reports: $n (full text in $dir) ==="
   for f in "$dir"/*; do
-    echo "--- $(basename "$f")"
-    head -40 "$f"
+    # The file says the program and pid; its time, next to the ctest log's, says the test.
+    echo "--- $(basename "$f"), written $(date -r "$f" +%T)"
+    grep -m1 -E "SUMMARY: |Sanitizer has encountered a fatal error" "$f" || true
+    head -30 "$f"
   done
   echo "FAIL: $n sanitizer report(s) above: the run fails, whatever ctest says below"
   return 1

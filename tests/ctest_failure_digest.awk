@@ -20,7 +20,7 @@ summary { tail = tail $0 "\n"; next }
 current != "" && $0 != "" {
   last[current, ++seen[current] % 8] = substr($0, 1, 300)
 }
-current != "" && /FAIL|FAILED|failed:|Error|error:/ && lines[current] < 12 {
+current != "" && /FAIL|FAILED|failed:|Error|error:|==[0-9]+==ERROR|SUMMARY: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|Sanitizer has encountered/ && lines[current] < 12 {
   lines[current]++
   digest[current] = digest[current] "    " substr($0, 1, 300) "\n"
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "agent/core/ContainerSpecBuilder.h"
+#include "agent/EventLoop.h"
 #include "agent/Executor.h"
 #include "config/TaskDefinitionParser.h"
 #include "support/Async.h"
@@ -111,7 +112,7 @@ Action createAction(const config::TaskDefinition& def, const std::string& taskId
 
 struct Fixture {
   std::string instance = fmt::format("executor-test-{}", ::getpid());
-  asio::io_context io;
+  EventLoop io;
   runtime::RuntimePtr engine = test::makeRuntimeUnderTest(io.get_executor(), test::runtimeUnderTestEndpoint());
   PassThrough runtime{*engine};
   std::ostringstream logs;
@@ -123,6 +124,10 @@ struct Fixture {
     executor.onFailure([this](const Executor::Failure& f) { failures.push_back(f); });
   }
   ~Fixture() {
+    // As the agent does on its way out: a step still under way (a volume removal spawned
+    // by a remove) is unwound while the executor it counts in is alive. ASan caught
+    // ~io_context doing it after the executor was gone.
+    io.discardPendingWork();
     sh("docker ps -aq --filter label=io.daemonlet.instance=" + instance + " | xargs -r docker rm -f >/dev/null 2>&1");
     sh("docker volume ls -q --filter label=io.daemonlet.instance=" + instance + " | xargs -r docker volume rm >/dev/null 2>&1");
   }

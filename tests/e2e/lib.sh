@@ -41,7 +41,7 @@ check_rollout_order() {
 # go to their stderr.
 sanitizer_report_in() {
   local found
-  found=$(grep -E -m 20 "ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer")
+  found=$(grep -E -m 20 "==[0-9]+==.*Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: [A-Za-z]+Sanitizer")
   [ -z "$found" ] || bad "a sanitizer report in $1:
 $found"
 }

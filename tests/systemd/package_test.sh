@@ -85,6 +85,7 @@ box_boot "$box" || exit 1
 docker cp "$deb1" "$box:/tmp/"
 docker cp "$deb2" "$box:/tmp/"
 docker cp "$deb3" "$box:/tmp/"
+box_sanitizer_dropin "$build/agent/daemonlet" "$box" || bad "the sanitizer drop-in could not be installed"
 out=$(in_box dpkg -i "/tmp/$(basename "$deb1")" 2>&1) || bad "dpkg -i failed: $out"
 is_active() { [ "$(in_box systemctl is-active daemonlet)" = active ]; }
 wait_for 30 is_active || bad "after dpkg -i daemonlet is $(in_box systemctl is-active daemonlet): $(in_box journalctl -u daemonlet --no-pager | tail -5)"

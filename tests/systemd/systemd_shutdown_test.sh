@@ -65,6 +65,7 @@ in_box cp /etc/daemonlet-config.yaml /etc/daemonlet/config.yaml
 # tmpfiles made the directory at boot: copy the contents, not the folder.
 docker cp "$work/defs/." "$box:/etc/daemonlet/definitions/"
 docker cp "$work/dropin/test-log.conf" "$box:/etc/systemd/system/daemonlet.service.d/test-log.conf"
+box_sanitizer_dropin "$bin" "$box" || bad "the sanitizer drop-in could not be installed"
 
 verify=$(in_box systemd-analyze verify /lib/systemd/system/daemonlet.service 2>&1) || bad "systemd-analyze verify: $verify"
 [ -z "$verify" ] || say "verify said: $verify"
