@@ -9,15 +9,17 @@
 #                       default /sys/fs/cgroup; needs no root)
 #   dev-setup.sh sanitizer-findings DIR  print the sanitizer reports in DIR, where the test
 #                       job has every ASan/UBSan report written; fails if there is one
+#   dev-setup.sh sanitizer-options DIR  print the ASAN_OPTIONS and UBSAN_OPTIONS the test
+#                       job exports, with their reports going to DIR
 # Idempotent: safe to run again; what is already there and checks out is left alone (the
 # test image is verified on each run and rebuilt if it is not what it should be). Needs root.
 set -euo pipefail
 
 mode=${1:-}
-case "$mode" in run|test|setup|cgroup-plan|sanitizer-findings) ;; *)
-  echo "usage: $0 run|test|setup|cgroup-plan|sanitizer-findings DIR" >&2; exit 2 ;;
+case "$mode" in run|test|setup) needs_root=1 ;; cgroup-plan|sanitizer-findings|sanitizer-options) needs_root= ;; *)
+  echo "usage: $0 run|test|setup|cgroup-plan|sanitizer-findings DIR|sanitizer-options DIR" >&2; exit 2 ;;
 esac
-if [ "$mode" != cgroup-plan ] && [ "$mode" != sanitizer-findings ] && [ "$(id -u)" != 0 ]; then
+if [ -n "$needs_root" ] && [ "$(id -u)" != 0 ]; then
   echo "$0: must run as root (installs packages, starts dockerd/containerd)" >&2
   exit 2
 fi
@@ -219,6 +221,14 @@ build() {  # build DIR [CMAKE-ARGS...]: configure and build every target of DIR
   say "built $dir/agent/daemonlet"
 }
 
+# sanitizer_options DIR: the test job's options, one VAR=VALUE a line. Every report goes to a
+# file named after its program and pid in DIR, not to stderr: tests that keep only part of a
+# log, drop an exit code, or kill their agent would lose it there.
+sanitizer_options() {
+  echo "ASAN_OPTIONS=detect_leaks=1:log_path=$1/report:log_exe_name=1"
+  echo "UBSAN_OPTIONS=print_stacktrace=1:log_path=$1/report:log_exe_name=1"
+}
+
 # report_sanitizer_findings DIR: prints the head of each report in DIR; fails if there is one.
 report_sanitizer_findings() {
   local dir=$1 f n
@@ -238,6 +248,7 @@ report_sanitizer_findings() {
 
 if [ "$mode" = cgroup-plan ]; then cgroup_hierarchies_to_mount; exit 0; fi
 if [ "$mode" = sanitizer-findings ]; then report_sanitizer_findings "${2:?usage: $0 sanitizer-findings DIR}"; exit; fi
+if [ "$mode" = sanitizer-options ]; then sanitizer_options "${2:?usage: $0 sanitizer-options DIR}"; exit 0; fi
 mkdir -p "$logs"
 install_packages
 mount_cgroup_hierarchies
@@ -254,14 +265,11 @@ case "$mode" in
     tree=$build/asan
     build "$tree" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DDAEMONLET_SANITIZE=ON \
       -DDAEMONLET_FUZZ_BUILD="$build/fuzz" -DDAEMONLET_TSAN_BUILD="$build/tsan"
-    # Every sanitizer report of the run goes to a file named after its program and pid, not
-    # to stderr: tests that keep only part of a log, drop an exit code, or kill their agent
-    # would lose it there. The run fails on any report, whatever the tests said.
+    # Every sanitizer report of the run goes to a file (sanitizer_options); the run fails on
+    # any report, whatever the tests said.
     reports=$tree/sanitizer-reports
     rm -rf "$reports" && mkdir -p "$reports"
-    export DAEMONLET_SANITIZER_REPORTS=$reports
-    export ASAN_OPTIONS=detect_leaks=1:log_path=$reports/report:log_exe_name=1
-    export UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/report:log_exe_name=1
+    while IFS= read -r option; do export "${option?}"; done < <(sanitizer_options "$reports")
     cd "$tree"
     # ctest's own output streams as it runs; the digest after it names each failed check
     # even where a log is kept only in part, and ends with ctest's summary again.

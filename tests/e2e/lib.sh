@@ -35,13 +35,3 @@ check_rollout_order() {
   fi
 }
 . "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
-# sanitizer_report_in WHAT < TEXT: fails the test if TEXT (an agent's stderr or journal) holds
-# a sanitizer report. For agents in a systemd box: the test job's report directory
-# ($DAEMONLET_SANITIZER_REPORTS, where every other report goes) is not there, so theirs
-# go to their stderr.
-sanitizer_report_in() {
-  local found
-  found=$(grep -E -m 20 "==[0-9]+==.*Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: [A-Za-z]+Sanitizer")
-  [ -z "$found" ] || bad "a sanitizer report in $1:
-$found"
-}

@@ -10,14 +10,16 @@ name=sanitizers fail=0
 dir=$(mktemp -d /tmp/dl-sanitizer-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 findings() { "$top/packaging/dev-setup.sh" sanitizer-findings "$1"; }
+# The options the test job exports, aimed at a directory of this test's own.
+options_for() {
+  local option
+  mkdir "$1" && while IFS= read -r option; do export "${option?}"; done < <("$top/packaging/dev-setup.sh" sanitizer-options "$1")
+}
 
 mkdir "$dir/none"
 out=$(findings "$dir/none") || bad "no report, yet sanitizer-findings failed: $out"
 
-# The options the test job exports, aimed at a directory of this test's own.
-export ASAN_OPTIONS=detect_leaks=1:log_path=$dir/leak/report:log_exe_name=1
-export UBSAN_OPTIONS=print_stacktrace=1:log_path=$dir/leak/report:log_exe_name=1
-mkdir "$dir/leak"
+options_for "$dir/leak"
 "$program" 2>"$dir/leak.stderr" && bad "a leak, yet the program exited 0"
 grep -q "LeakSanitizer" "$dir/leak.stderr" && bad "the leak report went to stderr, not to the file"
 out=$(findings "$dir/leak") && bad "a leak report, yet sanitizer-findings passed: $out"
@@ -25,9 +27,7 @@ grep -q "report.$(basename "$program").[0-9]*" <<<"$out" || bad "the report's fi
 grep -q "ERROR: LeakSanitizer: detected memory leaks" <<<"$out" || bad "the leak is not shown: $out"
 grep -q "FAIL: 1 sanitizer report" <<<"$out" || bad "the failure is not said: $out"
 
-export UBSAN_OPTIONS=print_stacktrace=1:log_path=$dir/ub/report:log_exe_name=1
-export ASAN_OPTIONS=detect_leaks=1:log_path=$dir/ub/report:log_exe_name=1
-mkdir "$dir/ub"
+options_for "$dir/ub"
 "$program" overflow 2>/dev/null && bad "a signed overflow, yet the program exited 0"
 out=$(findings "$dir/ub") && bad "an overflow report, yet sanitizer-findings passed: $out"
 grep -q "runtime error: signed integer overflow" <<<"$out" || bad "the overflow is not shown: $out"

@@ -106,3 +106,13 @@ box_sanitizer_dropin() {
   rm -f "$conf"
   return $rc
 }
+
+# sanitizer_report_in WHAT < TEXT: fails the test if TEXT (a box agent's stderr or journal)
+# holds a sanitizer report. The test job's report directory is not in the box, so the
+# reports of agents there go to their stderr.
+sanitizer_report_in() {
+  local found
+  found=$(grep -E -m 20 "==[0-9]+==.*Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: [A-Za-z]+Sanitizer")
+  [ -z "$found" ] || bad "a sanitizer report in $1:
+$found"
+}
