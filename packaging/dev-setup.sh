@@ -279,7 +279,8 @@ case "$mode" in
     ctest --output-on-failure --timeout 900 -j3 2>&1 | tee "$logs/ctest.log"
     code=${PIPESTATUS[0]}
     report_sanitizer_findings "$reports" || code=1
-    awk -f "$top/tests/ctest_failure_digest.awk" "$logs/ctest.log"
+    # The run ends with ctest's summary line, after the findings too.
+    awk -v reprint=1 -f "$top/tests/ctest_failure_digest.awk" "$logs/ctest.log"
     exit "$code"
     ;;
   run)

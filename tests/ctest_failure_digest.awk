@@ -2,7 +2,8 @@
 # or timed out, its first FAIL lines and its last lines (where a crash or a sanitizer's exit
 # shows); then ctest's summary again, so that a log cut to its
 # head and tail (as CI records keep it) still says which check failed, and still ends with
-# the summary line.
+# the summary line. With -v reprint=1 the summary comes again even when no test failed
+# (the test job printed something of its own after ctest).
 /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
   current = ""
   if ($0 ~ /\*\*\*(Failed|Timeout|Exception)|Not Run/) {
@@ -25,7 +26,10 @@ current != "" && /FAIL|FAILED|failed:|Error|error:|==[0-9]+==ERROR|SUMMARY: [A-Z
   digest[current] = digest[current] "    " substr($0, 1, 300) "\n"
 }
 END {
-  if (failed == 0) exit
+  if (failed == 0) {
+    if (reprint) printf "\n%s", tail
+    exit
+  }
   print ""
   print "=== failure digest: the first FAIL lines and the last lines of each failed test ==="
   for (i = 1; i <= failed; i++) {
